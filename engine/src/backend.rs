@@ -1,0 +1,79 @@
+//! Choosing the compute backend at run time among those compiled in.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::Device;
+
+use crate::error::Error;
+
+/// A compute backend. Which ones exist depends on the engine's cargo features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// burn's pure-Rust CPU backend (`flex`): the default, everywhere.
+    Flex,
+    /// A GPU through wgpu (Vulkan, Metal, DirectX; WebGPU in a browser).
+    Wgpu,
+    /// NVIDIA GPUs through CUDA.
+    Cuda,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Flex, Backend::Wgpu, Backend::Cuda];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Flex => "flex",
+            Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
+        }
+    }
+
+    /// Whether this build includes the backend.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Backend::Flex => cfg!(feature = "flex"),
+            Backend::Wgpu => cfg!(any(feature = "wgpu", feature = "webgpu")),
+            Backend::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+
+    /// The device for this backend, or an error saying how to get a build that has it.
+    pub fn device(self) -> Result<Device, Error> {
+        if !self.is_compiled() {
+            return Err(Error::Invalid(format!(
+                "this build has no {} backend: rebuild with `--features {}`",
+                self.name(),
+                self.name()
+            )));
+        }
+        match self {
+            #[cfg(feature = "flex")]
+            Backend::Flex => Ok(Device::flex()),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            #[cfg(all(feature = "webgpu", not(feature = "wgpu")))]
+            Backend::Wgpu => Ok(Device::webgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => Ok(Device::cuda(0)),
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("checked by is_compiled"),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| Error::Invalid(format!("unknown backend `{s}`: use flex, wgpu or cuda")))
+    }
+}

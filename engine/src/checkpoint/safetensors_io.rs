@@ -1,0 +1,120 @@
+//! safetensors in and out. `salient convert` writes torchvision key names, f32 or f16, and
+//! keeps the input normalization in the header's metadata so nothing is lost on the way to
+//! the browser.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors, View};
+
+use super::{DType, Format, HostTensor, StateDict, classify, torch::MAX_TENSORS};
+use crate::error::Error;
+use crate::preprocess::Normalization;
+
+const MEAN_KEY: &str = "salient.normalize.mean";
+const STD_KEY: &str = "salient.normalize.std";
+
+pub(super) fn read(name: &str, bytes: &[u8]) -> Result<StateDict, Error> {
+    let fail = |m: String| Error::checkpoint(name, m);
+    let st = SafeTensors::deserialize(bytes).map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
+    if st.len() > MAX_TENSORS {
+        return Err(fail(format!("holds {} tensors, more than the {MAX_TENSORS} allowed", st.len())));
+    }
+    let names = st.names();
+    if names.is_empty() {
+        return Err(fail("holds no tensors".into()));
+    }
+    let (layout, keep) = classify(&names);
+    let mut sd = StateDict {
+        source: name.to_owned(),
+        format: Format::Safetensors,
+        layout,
+        tensors: BTreeMap::new(),
+        normalization: None,
+    };
+    for (stored, view) in st.iter() {
+        let Some(key) = keep(stored) else { continue };
+        let dtype = match view.dtype() {
+            Dtype::F32 => DType::F32,
+            Dtype::F64 => DType::F64,
+            Dtype::F16 => DType::F16,
+            Dtype::BF16 => DType::BF16,
+            Dtype::I64 => DType::I64,
+            Dtype::I32 => DType::I32,
+            Dtype::I16 => DType::I16,
+            Dtype::I8 => DType::I8,
+            Dtype::U8 => DType::U8,
+            Dtype::BOOL => DType::Bool,
+            other => return Err(fail(format!("tensor `{stored}` has unsupported dtype {other:?}"))),
+        };
+        let numel: usize = view.shape().iter().product();
+        let data = (0..numel).map(|i| dtype.read(view.data(), i)).collect();
+        sd.insert(key, HostTensor { shape: view.shape().to_vec(), dtype, data })?;
+    }
+    if let Some(m) = meta.metadata()
+        && let (Some(mean), Some(std)) = (m.get(MEAN_KEY), m.get(STD_KEY))
+    {
+        let parse = |s: &str| -> Result<Vec<f32>, Error> {
+            s.split(',')
+                .map(|v| v.trim().parse::<f32>().map_err(|_| fail(format!("metadata `{MEAN_KEY}`/`{STD_KEY}` is not a list of 3 numbers"))))
+                .collect()
+        };
+        sd.normalization = Some(Normalization::from_slices(name, &parse(mean)?, &parse(std)?)?);
+    }
+    Ok(sd)
+}
+
+/// One tensor to serialize.
+struct Out {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for &Out {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// Serializes the float tensors of `sd` (torchvision names), as f16 when `half`, to bytes.
+pub fn safetensors_bytes(sd: &StateDict, half: bool) -> Result<Vec<u8>, Error> {
+    let outs: Vec<(String, Out)> = sd
+        .tensors
+        .iter()
+        .filter(|(_, t)| t.dtype.is_float())
+        .map(|(k, t)| {
+            let (dtype, bytes) = if half {
+                (Dtype::F16, t.data.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect())
+            } else {
+                (Dtype::F32, t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+            };
+            (k.clone(), Out { dtype, shape: t.shape.clone(), bytes })
+        })
+        .collect();
+    let mut meta = HashMap::from([("format".to_owned(), "pt".to_owned())]);
+    if let Some(n) = sd.normalization {
+        let join = |v: [f32; 3]| v.map(|x| x.to_string()).join(",");
+        meta.insert(MEAN_KEY.to_owned(), join(n.mean));
+        meta.insert(STD_KEY.to_owned(), join(n.std));
+    }
+    safetensors::serialize(outs.iter().map(|(k, o)| (k.as_str(), o)), Some(meta))
+        .map_err(|e| Error::Invalid(format!("cannot serialize weights: {e}")))
+}
+
+/// Writes `sd` as safetensors to `path` atomically (a temporary file renamed into place).
+pub fn write_safetensors(sd: &StateDict, path: &Path, half: bool) -> Result<(), Error> {
+    let bytes = safetensors_bytes(sd, half)?;
+    crate::fsutil::write_atomic(path, &bytes)
+}

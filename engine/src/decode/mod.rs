@@ -1,0 +1,108 @@
+//! Decoding images into 8-bit RGB, within size limits, with EXIF orientation applied.
+//!
+//! The reference loader is PIL's `Image.open(...).convert('RGB')`. Natively, JPEGs are decoded
+//! by libjpeg-turbo (as in PIL, so the pixels are identical, CMYK conventions included); PNG
+//! and WebP by the `image` crate, which decodes them exactly. In the browser JPEGs go through
+//! the `image` crate too, whose decoder differs from libjpeg-turbo by a few gray levels.
+//!
+//! Differences from PIL, on purpose: EXIF orientation is applied (PIL ignores it, so phone
+//! photos come out sideways), and 16-bit images are scaled to 8 bits (PIL clips 16-bit
+//! grayscale to 255).
+
+#[cfg(not(target_arch = "wasm32"))]
+mod jpeg;
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+
+use crate::error::Error;
+
+/// Largest accepted width or height, in pixels.
+pub const MAX_SIDE: u32 = 16_384;
+/// Largest accepted pixel count (a 8192×8192 image).
+pub const MAX_PIXELS: u64 = 64 * 1024 * 1024;
+/// Smallest accepted width or height: below this an image holds nothing to classify.
+pub const MIN_SIDE: u32 = 16;
+/// Largest accepted image file.
+pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest allocation a decoder may make.
+const MAX_DECODE_ALLOC: u64 = 1024 * 1024 * 1024;
+
+/// Reads and decodes an image file.
+pub fn load_image(path: &Path) -> Result<RgbImage, Error> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::read(path, e))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Error::image(path, format!("the file is {} bytes, over the {MAX_FILE_BYTES}-byte limit", meta.len())));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
+    decode_image(&path.display().to_string(), &bytes)
+}
+
+/// Decodes JPEG, PNG or WebP bytes; `name` is used in messages.
+pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage, Error> {
+    let fail = |m: String| Error::image(name, m);
+    if bytes.is_empty() {
+        return Err(fail("the file is empty".into()));
+    }
+    let format = image::guess_format(bytes).ok().filter(|f| {
+        matches!(f, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP)
+    });
+    let Some(format) = format else {
+        return Err(fail("not a JPEG, PNG or WebP image".into()));
+    };
+    let format_name = format!("{format:?}").to_uppercase();
+    #[cfg(not(target_arch = "wasm32"))]
+    if format == ImageFormat::Jpeg {
+        return jpeg::decode(bytes).map_err(fail);
+    }
+    let reader = || ImageReader::with_format(Cursor::new(bytes), format);
+
+    // Check the size from the header before decoding anything.
+    let (w, h) = reader()
+        .into_dimensions()
+        .map_err(|e| fail(format!("cannot read the {format_name} header ({e})")))?;
+    check_size(w, h).map_err(fail)?;
+
+    let mut reader = reader();
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    reader.limits(limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| fail(format!("cannot decode {format_name} ({e})")))?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let img = DynamicImage::from_decoder(decoder)
+        .map_err(|e| fail(format!("cannot decode {format_name}: the file is corrupt or truncated ({e})")))?;
+    Ok(apply_orientation(img.to_rgb8(), orientation))
+}
+
+/// Turns a decoded image upright as its EXIF orientation says.
+fn apply_orientation(img: RgbImage, orientation: Orientation) -> RgbImage {
+    if orientation == Orientation::NoTransforms {
+        return img;
+    }
+    let mut dynamic = DynamicImage::ImageRgb8(img);
+    dynamic.apply_orientation(orientation);
+    dynamic.into_rgb8()
+}
+
+/// Rejects images too small to hold anything or too large to process safely.
+pub fn check_size(w: u32, h: u32) -> Result<(), String> {
+    if w.min(h) < MIN_SIDE {
+        return Err(format!("the image is {w}×{h} pixels; images need at least {MIN_SIDE} pixels on each side"));
+    }
+    if w.max(h) > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(format!(
+            "the image is {w}×{h} pixels, over the limit of {MAX_SIDE} pixels per side and {} megapixels",
+            MAX_PIXELS >> 20
+        ));
+    }
+    // The resize to a 256-pixel shorter side must stay bounded too.
+    if u64::from(w.max(h)) * 256 / u64::from(w.min(h)) > u64::from(MAX_SIDE) {
+        return Err(format!("the image is {w}×{h} pixels; aspect ratios beyond 64:1 are not supported"));
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! [`Engine`]: a model on a device, and one forward pass from preprocessed views to host
+//! results. The CLI and the browser app both go through it.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+
+use crate::checkpoint::StateDict;
+use crate::error::Error;
+use crate::importance::{softmax, top_k};
+use crate::model::{ResNet, ResNetConfig};
+use crate::nam::FeatureMaps;
+use crate::preprocess::push_chw;
+
+/// A loaded model.
+pub struct Engine {
+    pub model: ResNet,
+    pub config: ResNetConfig,
+    pub device: Device,
+    /// False for randomly initialized weights (the fallback when none are given).
+    pub trained: bool,
+    /// Where the weights came from, for messages.
+    pub source: String,
+    /// The classifier's weights on the host, `[classes, F]` (torch layout).
+    fc: Vec<f32>,
+}
+
+/// What one forward pass gives for one image, on the host.
+#[derive(Debug, Clone)]
+pub struct ImageOutput {
+    /// `[classes]`.
+    pub logits: Vec<f32>,
+    /// `[F]`: the neural features.
+    pub features: Vec<f32>,
+    /// `[F, h, w]` `layer4` maps, when asked for.
+    pub maps: Option<FeatureMaps>,
+}
+
+impl ImageOutput {
+    /// The `k` most probable classes as `(class, probability)`.
+    pub fn top(&self, k: usize) -> Vec<(usize, f32)> {
+        top_k(&softmax(&self.logits), k)
+    }
+}
+
+impl Engine {
+    /// The architecture is read off the state dict; every tensor's shape is checked.
+    pub fn from_state_dict(sd: &StateDict, device: &Device) -> Result<Self, Error> {
+        let config = ResNetConfig::infer(sd)?;
+        let model = config.load(sd, device)?.valid();
+        let fc = sd.get("fc.weight", &[config.num_classes, config.feature_dim()])?.data.clone();
+        Ok(Engine { model, config, device: device.clone(), trained: true, source: sd.source.clone(), fc })
+    }
+
+    /// Reads a checkpoint file (any supported format) and loads it.
+    pub fn load(path: &std::path::Path, device: &Device) -> Result<Self, Error> {
+        Self::from_state_dict(&StateDict::load(path)?, device)
+    }
+
+    /// Randomly initialized weights, seeded: predictions mean nothing.
+    pub fn untrained(config: ResNetConfig, device: &Device, seed: u64) -> Self {
+        let model = config.init(device, seed).valid();
+        let (f, c) = (config.feature_dim(), config.num_classes);
+        let w = model.fc.weight.val().into_data().try_to_vec::<f32>().unwrap_or_default();
+        let mut fc = vec![0.0; f * c];
+        for i in 0..f {
+            for o in 0..c {
+                fc[o * f + i] = w[i * c + o];
+            }
+        }
+        let source = format!("untrained {} (random weights, seed {seed})", describe(&config));
+        Engine { model, config, device: device.clone(), trained: false, source, fc }
+    }
+
+    /// The classifier's weights for `class`: `W[class, :]`, `[F]`.
+    pub fn class_weights(&self, class: usize) -> &[f32] {
+        let f = self.config.feature_dim();
+        &self.fc[class * f..(class + 1) * f]
+    }
+
+    /// `[N, 3, 224, 224]` from model views (see [`crate::preprocess::model_view`]).
+    pub fn batch(&self, views: &[RgbImage]) -> Tensor<4> {
+        let (w, h) = views.first().map_or((0, 0), |v| v.dimensions());
+        let mut data = Vec::with_capacity(views.len() * 3 * (w * h) as usize);
+        for v in views {
+            push_chw(v, &mut data);
+        }
+        Tensor::from_data(TensorData::new(data, [views.len(), 3, h as usize, w as usize]), &self.device)
+    }
+
+    /// One forward pass over `views`, results read back asynchronously (required on WebGPU).
+    pub async fn infer_async(&self, views: &[RgbImage], keep_maps: bool) -> Result<Vec<ImageOutput>, Error> {
+        if views.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.model.forward(self.batch(views));
+        let [n, c, h, w] = out.layer4.dims();
+        let logits = host(out.logits).await?;
+        let features = host(out.features).await?;
+        let maps = if keep_maps { Some(host(out.layer4).await?) } else { None };
+        let k = self.config.num_classes;
+        Ok((0..n)
+            .map(|i| ImageOutput {
+                logits: logits[i * k..(i + 1) * k].to_vec(),
+                features: features[i * c..(i + 1) * c].to_vec(),
+                maps: maps.as_ref().map(|m| FeatureMaps {
+                    channels: c,
+                    h,
+                    w,
+                    data: m[i * c * h * w..(i + 1) * c * h * w].to_vec(),
+                }),
+            })
+            .collect())
+    }
+
+    /// [`Self::infer_async`], blocking (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn infer(&self, views: &[RgbImage], keep_maps: bool) -> Result<Vec<ImageOutput>, Error> {
+        pollster::block_on(self.infer_async(views, keep_maps))
+    }
+}
+
+/// A tensor's values on the host.
+pub async fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, Error> {
+    let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
+    data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
+}
+
+/// `ResNet-50`, or the parts of a non-standard configuration.
+pub fn describe(c: &ResNetConfig) -> String {
+    ResNetConfig::NAMES
+        .iter()
+        .find(|n| ResNetConfig::by_name(n).map(|s| s.with_num_classes(c.num_classes)).as_ref() == Some(c))
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| {
+            format!(
+                "ResNet ({:?} blocks {:?}, width {}, {} classes)",
+                c.block, c.layers, c.base_width, c.num_classes
+            )
+        })
+}

@@ -1,0 +1,31 @@
+//! Salient's engine: the robust ResNet-50 of the Salient ImageNet method (Singla & Feizi,
+//! ICLR 2022) in burn, and the method's numerics: neural features, feature importance,
+//! neural activation maps as soft masks, heatmaps and feature attacks.
+//!
+//! The same code compiles natively (batch work, the `salient` CLI) and to wasm32 (the
+//! browser explorer); the compute backend is picked at run time among those compiled in
+//! ([`Backend`]).
+
+pub mod attack;
+pub mod backend;
+pub mod checkpoint;
+pub mod colormap;
+pub mod decode;
+pub mod engine;
+pub mod error;
+pub mod fsutil;
+pub mod imagenet;
+pub mod importance;
+pub mod model;
+pub mod nam;
+pub mod preprocess;
+
+pub use backend::Backend;
+pub use checkpoint::StateDict;
+pub use engine::{Engine, ImageOutput};
+pub use error::{Error, Result};
+pub use model::{ResNet, ResNetConfig};
+pub use nam::FeatureMaps;
+
+/// Number of neural features of ResNet-50 (the method's 2048).
+pub const RESNET50_FEATURES: usize = 2048;

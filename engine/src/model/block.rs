@@ -1,0 +1,112 @@
+//! Building blocks: a convolution followed by batch normalization, and the residual block
+//! (basic or bottleneck) made of them.
+
+use burn::module::{Module, Param, RunningState};
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::Tensor;
+
+use super::source::ParamSource;
+use crate::error::Error;
+
+/// `conv` (no bias) then eval-mode `bn`, as every torchvision ResNet convolution is.
+#[derive(Module, Debug)]
+pub struct ConvBn {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+}
+
+/// Shape of one convolution: `[out, in / groups, k, k]`, with its stride and groups.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub groups: usize,
+}
+
+impl ConvSpec {
+    pub fn new(c_in: usize, c_out: usize, kernel: usize, stride: usize) -> Self {
+        ConvSpec { c_in, c_out, kernel, stride, groups: 1 }
+    }
+}
+
+impl ConvBn {
+    /// Builds from `source`: `conv` is the torchvision key of the convolution (`layer1.0.conv1`),
+    /// `bn` that of its batch norm (`layer1.0.bn1`).
+    pub fn build(spec: ConvSpec, conv: &str, bn: &str, src: &mut dyn ParamSource) -> Result<Self, Error> {
+        let ConvSpec { c_in, c_out, kernel, stride, groups } = spec;
+        let weight = src.conv(&format!("{conv}.weight"), [c_out, c_in / groups, kernel, kernel])?;
+        let pad = kernel / 2;
+        let conv = Conv2d {
+            weight: Param::from_tensor(weight),
+            bias: None,
+            stride: [stride, stride],
+            kernel_size: [kernel, kernel],
+            dilation: [1, 1],
+            groups,
+            padding: PaddingConfig2d::Explicit(pad, pad, pad, pad),
+        };
+        let mut vec = |name: &str, default: f32| src.vector(&format!("{bn}.{name}"), c_out, default);
+        let bn = BatchNorm {
+            gamma: Param::from_tensor(vec("weight", 1.0)?),
+            beta: Param::from_tensor(vec("bias", 0.0)?),
+            training: Param::from_bool(true),
+            running_mean: RunningState::new(vec("running_mean", 0.0)?),
+            running_var: RunningState::new(vec("running_var", 1.0)?),
+            momentum: 0.1,
+            epsilon: 1e-5,
+        };
+        Ok(ConvBn { conv, bn })
+    }
+
+    /// `[N, C_in, H, W]` → `[N, C_out, H / stride, W / stride]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.bn.forward(self.conv.forward(x))
+    }
+}
+
+/// A residual block: its convolutions with ReLU between them, plus the shortcut
+/// (a strided 1×1 `downsample` where the shape changes).
+///
+/// Basic (ResNet-18/34): 3×3, 3×3. Bottleneck (ResNet-50 and up): 1×1, 3×3 (strided,
+/// grouped), 1×1 expanding 4×.
+#[derive(Module, Debug)]
+pub struct Block {
+    pub convs: Vec<ConvBn>,
+    pub downsample: Option<ConvBn>,
+}
+
+impl Block {
+    /// `prefix` is the torchvision name of the block (`layer2.0`).
+    pub fn build(specs: &[ConvSpec], downsample: Option<ConvSpec>, prefix: &str, src: &mut dyn ParamSource) -> Result<Self, Error> {
+        let convs = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ConvBn::build(*s, &format!("{prefix}.conv{}", i + 1), &format!("{prefix}.bn{}", i + 1), src))
+            .collect::<Result<_, _>>()?;
+        let downsample = downsample
+            .map(|s| ConvBn::build(s, &format!("{prefix}.downsample.0"), &format!("{prefix}.downsample.1"), src))
+            .transpose()?;
+        Ok(Block { convs, downsample })
+    }
+
+    /// `[N, C_in, H, W]` → `[N, C_out, H / stride, W / stride]`, post-ReLU.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let identity = match &self.downsample {
+            Some(d) => d.forward(x.clone()),
+            None => x.clone(),
+        };
+        let last = self.convs.len() - 1;
+        let mut out = x;
+        for (i, conv) in self.convs.iter().enumerate() {
+            out = conv.forward(out);
+            if i < last {
+                out = relu(out);
+            }
+        }
+        relu(out + identity)
+    }
+}

@@ -1,0 +1,263 @@
+//! The torchvision ResNet family in burn, wrapped as the robustness library wraps it: inputs
+//! are clamped to [0, 1] and normalized inside the model, so gradients (the feature attack)
+//! are taken with respect to the image itself.
+
+mod block;
+pub mod source;
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+pub use block::{Block, ConvBn, ConvSpec};
+use source::{ParamSource, RandomInit, Weights};
+
+use crate::checkpoint::StateDict;
+use crate::error::Error;
+use crate::preprocess::Normalization;
+
+/// Residual block type.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// Two 3×3 convolutions (ResNet-18/34).
+    Basic,
+    /// 1×1, 3×3, 1×1 with 4× expansion (ResNet-50 and deeper, wide and ResNeXt variants).
+    Bottleneck,
+}
+
+/// A torchvision-compatible ResNet: `resnet50()` is the robust model's architecture.
+#[derive(Config, Debug, PartialEq)]
+pub struct ResNetConfig {
+    pub block: BlockKind,
+    /// Blocks per stage.
+    pub layers: [usize; 4],
+    /// Channels of the stem and of the first stage's blocks (torchvision: 64). Smaller values
+    /// give the reduced-width models used in tests.
+    #[config(default = 64)]
+    pub base_width: usize,
+    /// Bottleneck width per group at `base_width` 64 (wide ResNets: 128).
+    #[config(default = 64)]
+    pub width_per_group: usize,
+    /// Groups of the 3×3 bottleneck convolution (ResNeXt: 32).
+    #[config(default = 1)]
+    pub groups: usize,
+    #[config(default = 1000)]
+    pub num_classes: usize,
+}
+
+impl ResNetConfig {
+    pub fn resnet18() -> Self {
+        Self::new(BlockKind::Basic, [2, 2, 2, 2])
+    }
+    pub fn resnet34() -> Self {
+        Self::new(BlockKind::Basic, [3, 4, 6, 3])
+    }
+    pub fn resnet50() -> Self {
+        Self::new(BlockKind::Bottleneck, [3, 4, 6, 3])
+    }
+    pub fn resnet101() -> Self {
+        Self::new(BlockKind::Bottleneck, [3, 4, 23, 3])
+    }
+    pub fn resnet152() -> Self {
+        Self::new(BlockKind::Bottleneck, [3, 8, 36, 3])
+    }
+    pub fn wide_resnet50_2() -> Self {
+        Self::resnet50().with_width_per_group(128)
+    }
+    pub fn wide_resnet101_2() -> Self {
+        Self::resnet101().with_width_per_group(128)
+    }
+    pub fn resnext50_32x4d() -> Self {
+        Self::resnet50().with_groups(32).with_width_per_group(4)
+    }
+
+    /// The architectures by their torchvision names.
+    pub const NAMES: [&'static str; 8] = [
+        "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2", "wide_resnet101_2", "resnext50_32x4d",
+    ];
+
+    pub fn by_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "resnet18" => Self::resnet18(),
+            "resnet34" => Self::resnet34(),
+            "resnet50" => Self::resnet50(),
+            "resnet101" => Self::resnet101(),
+            "resnet152" => Self::resnet152(),
+            "wide_resnet50_2" => Self::wide_resnet50_2(),
+            "wide_resnet101_2" => Self::wide_resnet101_2(),
+            "resnext50_32x4d" => Self::resnext50_32x4d(),
+            _ => return None,
+        })
+    }
+
+    pub fn expansion(&self) -> usize {
+        match self.block {
+            BlockKind::Basic => 1,
+            BlockKind::Bottleneck => 4,
+        }
+    }
+
+    /// Size of the penultimate feature vector (2048 for ResNet-50).
+    pub fn feature_dim(&self) -> usize {
+        self.base_width * 8 * self.expansion()
+    }
+
+    /// Reads the architecture off a torchvision state dict's shapes.
+    pub fn infer(sd: &StateDict) -> Result<Self, Error> {
+        let fail = |m: String| Error::checkpoint(&sd.source, m);
+        let stem = sd.shape("conv1.weight").ok_or_else(|| {
+            fail(format!(
+                "tensor `conv1.weight` is missing: not a torchvision ResNet state dict{}",
+                sample_keys(sd)
+            ))
+        })?;
+        let base_width = stem[0];
+        let block = if sd.shape("layer1.0.conv3.weight").is_some() { BlockKind::Bottleneck } else { BlockKind::Basic };
+        let mut layers = [0; 4];
+        for (s, n) in layers.iter_mut().enumerate() {
+            while sd.shape(&format!("layer{}.{}.conv1.weight", s + 1, *n)).is_some() {
+                *n += 1;
+            }
+            if *n == 0 {
+                return Err(fail(format!("tensor `layer{}.0.conv1.weight` is missing: not a torchvision ResNet", s + 1)));
+            }
+        }
+        let num_classes = sd.shape("fc.weight").map(|s| s[0]).ok_or_else(|| fail("tensor `fc.weight` is missing".into()))?;
+        let mut config = Self::new(block, layers).with_base_width(base_width).with_num_classes(num_classes);
+        if block == BlockKind::Bottleneck {
+            let width = sd.shape("layer1.0.conv1.weight").map_or(0, |s| s[0]);
+            let per_group = sd.shape("layer1.0.conv2.weight").map_or(0, |s| s[1]);
+            if width == 0 || per_group == 0 || width % per_group != 0 {
+                return Err(fail("the first bottleneck's convolutions have inconsistent shapes".into()));
+            }
+            let groups = width / per_group;
+            config = config.with_groups(groups).with_width_per_group(per_group * 64 / base_width);
+        }
+        Ok(config)
+    }
+
+    /// A randomly initialized model (torchvision's initialization), seeded.
+    pub fn init(&self, device: &Device, seed: u64) -> ResNet {
+        self.build(&mut RandomInit::new(device, seed), Normalization::IMAGENET)
+            .expect("random initialization cannot fail")
+    }
+
+    /// The model with weights from `sd`, which must match this architecture exactly.
+    pub fn load(&self, sd: &StateDict, device: &Device) -> Result<ResNet, Error> {
+        let normalization = sd.normalization.unwrap_or(Normalization::IMAGENET);
+        self.build(&mut Weights { state: sd, device: device.clone() }, normalization)
+    }
+
+    fn build(&self, src: &mut dyn ParamSource, normalization: Normalization) -> Result<ResNet, Error> {
+        let stem = ConvBn::build(ConvSpec::new(3, self.base_width, 7, 2), "conv1", "bn1", src)?;
+        let expansion = self.expansion();
+        let mut c_in = self.base_width;
+        let mut stages = Vec::with_capacity(4);
+        for (s, &n) in self.layers.iter().enumerate() {
+            let planes = self.base_width << s;
+            let c_out = planes * expansion;
+            let mut blocks = Vec::with_capacity(n);
+            for b in 0..n {
+                let stride = if s > 0 && b == 0 { 2 } else { 1 };
+                let specs = match self.block {
+                    BlockKind::Basic => vec![ConvSpec::new(c_in, planes, 3, stride), ConvSpec::new(planes, planes, 3, 1)],
+                    BlockKind::Bottleneck => {
+                        let width = planes * self.width_per_group / 64 * self.groups;
+                        vec![
+                            ConvSpec::new(c_in, width, 1, 1),
+                            ConvSpec { groups: self.groups, ..ConvSpec::new(width, width, 3, stride) },
+                            ConvSpec::new(width, c_out, 1, 1),
+                        ]
+                    }
+                };
+                let downsample = (stride != 1 || c_in != c_out).then(|| ConvSpec::new(c_in, c_out, 1, stride));
+                blocks.push(Block::build(&specs, downsample, &format!("layer{}.{b}", s + 1), src)?);
+                c_in = c_out;
+            }
+            stages.push(blocks);
+        }
+        let (weight, bias) = src.linear("fc", c_in, self.num_classes)?;
+        Ok(ResNet {
+            stem,
+            maxpool: MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(),
+            stages,
+            fc: Linear { weight: burn::module::Param::from_tensor(weight), bias: Some(burn::module::Param::from_tensor(bias)) },
+            mean: normalization.mean,
+            std: normalization.std,
+        })
+    }
+}
+
+fn sample_keys(sd: &StateDict) -> String {
+    let keys: Vec<&str> = sd.tensors.keys().take(3).map(String::as_str).collect();
+    if keys.is_empty() { String::new() } else { format!(" (it has e.g. {})", keys.join(", ")) }
+}
+
+/// A ResNet with its input wrapper.
+#[derive(Module, Debug)]
+pub struct ResNet {
+    /// `conv1` + `bn1`.
+    pub stem: ConvBn,
+    pub maxpool: MaxPool2d,
+    /// `layer1` … `layer4`.
+    pub stages: Vec<Vec<Block>>,
+    pub fc: Linear,
+    /// Input normalization, applied after clamping to [0, 1].
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+/// Everything one forward pass gives.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// `[N, num_classes]`.
+    pub logits: Tensor<2>,
+    /// `[N, F]`: the global average pool of `layer4` (F = 2048 for ResNet-50), post-ReLU.
+    pub features: Tensor<2>,
+    /// `[N, F, H/32, W/32]`: `layer4`'s maps (7×7 for 224×224 input), post-ReLU.
+    pub layer4: Tensor<4>,
+}
+
+impl ResNet {
+    /// `[N, 3, H, W]` images in [0, 1] → logits, features and `layer4` maps.
+    pub fn forward(&self, images: Tensor<4>) -> Forward {
+        let layer4 = self.layer4(images);
+        let [n, c, _, _] = layer4.dims();
+        let features = layer4.clone().mean_dim(3).mean_dim(2).reshape([n, c]);
+        let logits = self.fc.forward(features.clone());
+        Forward { logits, features, layer4 }
+    }
+
+    /// `[N, 3, H, W]` → `[N, F, H/32, W/32]`.
+    pub fn layer4(&self, images: Tensor<4>) -> Tensor<4> {
+        let device = images.device();
+        let mean = Tensor::<1>::from_floats(self.mean, &device).reshape([1, 3, 1, 1]);
+        let std = Tensor::<1>::from_floats(self.std, &device).reshape([1, 3, 1, 1]);
+        let x = (images.clamp(0.0, 1.0) - mean) / std;
+        let mut x = self.maxpool.forward(relu(self.stem.forward(x)));
+        for block in self.stages.iter().flatten() {
+            x = block.forward(x);
+        }
+        x
+    }
+
+    /// `[N, F]` features only.
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward(images).features
+    }
+
+    /// F: 2048 for ResNet-50.
+    pub fn feature_dim(&self) -> usize {
+        self.fc.weight.dims()[0]
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.fc.weight.dims()[1]
+    }
+}

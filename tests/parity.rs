@@ -1,0 +1,229 @@
+//! Parity with PyTorch/torchvision/OpenCV on the fixtures written by `tools/gen_fixtures.py`:
+//! checkpoint loading in every container, preprocessing, logits and features, masks,
+//! feature importance and top-k, the feature attack, the heatmap overlay.
+//!
+//! With `SALIENT_FULL_FIXTURES=<dir>` (written by `gen_fixtures.py --checkpoint ...`), the
+//! same comparisons also run on a full-size ResNet-50.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use image::RgbImage;
+use salient_engine::attack::{AttackOptions, feature_attack};
+use salient_engine::checkpoint::{Format, Layout};
+use salient_engine::{Engine, StateDict, colormap, decode, engine::host, nam, preprocess};
+use salient_tests::*;
+
+fn device() -> Device {
+    Device::flex()
+}
+
+fn view(dir: &Path, image: &str) -> RgbImage {
+    image::open(dir.join("views").join(format!("{image}.png"))).expect("reference view").to_rgb8()
+}
+
+fn model_file(dir: &Path) -> PathBuf {
+    ["model_robust_zip.pt", "model.pt", "model.pth", "model.safetensors"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.exists())
+        .expect("a model checkpoint in the fixture folder")
+}
+
+fn image_names(dir: &Path) -> Vec<String> {
+    let e = expected(dir);
+    let mut names: Vec<String> = e["images"].as_object().unwrap().keys().cloned().collect();
+    names.sort();
+    names
+}
+
+/// Largest per-pixel difference in gray levels, and how many pixels differ at all.
+fn diff_u8(a: &[u8], b: &[u8]) -> (u8, usize) {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold((0, 0), |(m, n), (x, y)| (m.max(x.abs_diff(*y)), n + usize::from(x != y)))
+}
+
+fn check_preprocessing(dir: &Path) {
+    let mut report = Vec::new();
+    for name in image_names(dir) {
+        let img = decode::load_image(&dir.join("images").join(&name)).unwrap_or_else(|e| panic!("{e}"));
+        let ours = preprocess::model_view(&img);
+        let (max, n) = diff_u8(ours.as_raw(), view(dir, &name).as_raw());
+        report.push(format!("{name}: max {max}/255, {n} values differ"));
+        assert!(max <= 1, "preprocessing of {name} differs from torchvision by {max}/255:\n{}", report.join("\n"));
+    }
+    eprintln!("{}", report.join("\n"));
+}
+
+fn check_model(dir: &Path) {
+    let e = expected(dir);
+    let engine = Engine::load(&model_file(dir), &device()).unwrap();
+    for name in image_names(dir) {
+        let out = &engine.infer(&[view(dir, &name)], false).unwrap()[0];
+        let want = &e["images"][&name];
+        let (el, ef) = (rel_err(&out.logits, &floats(&want["logits"])), rel_err(&out.features, &floats(&want["features"])));
+        assert!(el < 1e-4 && ef < 1e-4, "{name}: logits rel. error {el:e}, features {ef:e}");
+    }
+}
+
+fn check_masks(dir: &Path) {
+    let e = expected(dir);
+    let engine = Engine::load(&model_file(dir), &device()).unwrap();
+    for name in image_names(dir) {
+        let out = &engine.infer(&[view(dir, &name)], true).unwrap()[0];
+        let maps = out.maps.as_ref().unwrap();
+        for features in e["mask_features"].as_array().unwrap() {
+            let fl: Vec<usize> = features.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+            let key = fl.iter().map(usize::to_string).collect::<Vec<_>>().join("_");
+            let want = image::open(dir.join(want_path(&e, &name, &key))).unwrap().to_luma8();
+            let ours = nam::to_gray(&maps.soft_mask(&fl, 224));
+            let (max, n) = diff_u8(&ours, want.as_raw());
+            // 1/255 where rounding straddles a level boundary; nothing more.
+            assert!(max <= 1, "{name} features {key}: mask differs by {max}/255 at {n} pixels");
+        }
+    }
+}
+
+fn want_path(e: &serde_json::Value, image: &str, key: &str) -> String {
+    e["images"][image]["masks"][key].as_str().unwrap().to_owned()
+}
+
+fn check_importance(dir: &Path) {
+    let e = expected(dir);
+    let engine = Engine::load(&model_file(dir), &device()).unwrap();
+    let views: Vec<RgbImage> = image_names(dir).iter().map(|n| view(dir, n)).collect();
+    let outs = engine.infer(&views, false).unwrap();
+    let features: Vec<f32> = outs.iter().flat_map(|o| o.features.clone()).collect();
+    let class = e["rank_class"].as_u64().unwrap() as usize;
+    let fi = salient_engine::importance::feature_importance(&features, engine.class_weights(class));
+    assert!(rel_err(&fi, &floats(&e["importance"])) < 1e-4);
+    let top: Vec<u64> = salient_engine::importance::top_k(&fi, 5).iter().map(|(j, _)| *j as u64).collect();
+    let want: Vec<u64> = e["top5"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(top, want);
+}
+
+#[test]
+fn every_container_loads_the_same_weights() {
+    let dir = fixtures();
+    let reference = StateDict::load(&dir.join("model_torchvision.pth")).unwrap();
+    assert_eq!((reference.format, reference.layout), (Format::TorchZip, Layout::Torchvision));
+    for (file, format, layout) in [
+        ("model_robust_legacy.pt", Format::TorchLegacy, Layout::Robustness),
+        ("model_robust_zip.pt", Format::TorchZip, Layout::Robustness),
+        ("model.safetensors", Format::Safetensors, Layout::Torchvision),
+        ("model_strided.pth", Format::TorchZip, Layout::Torchvision),
+    ] {
+        let sd = StateDict::load(&dir.join(file)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((sd.format, sd.layout), (format, layout), "{file}");
+        for (key, t) in &reference.tensors {
+            let other = sd.tensors.get(key).unwrap_or_else(|| panic!("{file} lacks {key}"));
+            assert_eq!((&other.shape, &other.data), (&t.shape, &t.data), "{file}: {key}");
+        }
+        if layout == Layout::Robustness {
+            let n = sd.normalization.expect("the robustness normalizer is read");
+            assert_eq!(n, preprocess::Normalization::IMAGENET);
+        }
+    }
+}
+
+#[test]
+fn converted_safetensors_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = StateDict::load(&fixture("model_robust_legacy.pt")).unwrap();
+    for half in [false, true] {
+        let out = dir.path().join(format!("m{half}.safetensors"));
+        salient_engine::checkpoint::write_safetensors(&sd, &out, half).unwrap();
+        let back = StateDict::load(&out).unwrap();
+        assert_eq!(back.normalization, sd.normalization, "normalization survives in the metadata");
+        for (key, t) in sd.tensors.iter().filter(|(_, t)| t.dtype.is_float()) {
+            let b = &back.tensors[key];
+            let tol = if half { 1e-3 } else { 0.0 };
+            assert!(rel_err(&b.data, &t.data) <= tol, "{key} (half: {half})");
+        }
+    }
+}
+
+#[test]
+fn preprocessing_matches_torchvision() {
+    check_preprocessing(&fixtures());
+}
+
+#[test]
+fn logits_and_features_match_pytorch() {
+    check_model(&fixtures());
+}
+
+#[test]
+fn masks_match_pytorch() {
+    check_masks(&fixtures());
+}
+
+#[test]
+fn importance_and_top5_match_pytorch() {
+    check_importance(&fixtures());
+}
+
+#[test]
+fn feature_attack_matches_pytorch() {
+    let dir = fixtures();
+    let e = expected(&dir)["attack"].clone();
+    let engine = Engine::load(&model_file(&dir), &device()).unwrap();
+    let x = engine.batch(&[view(&dir, e["image"].as_str().unwrap())]);
+    let opts = AttackOptions { steps: e["steps"].as_u64().unwrap() as usize, step_size: e["step_size"].as_f64().unwrap() as f32 };
+    let mut steps_seen = 0;
+    let attacked = feature_attack(&engine.model, x, e["feature"].as_u64().unwrap() as usize, opts, |t| steps_seen = t);
+    assert_eq!(steps_seen, opts.steps);
+    let before = pollster::block_on(host(attacked.before)).unwrap()[0];
+    let after = pollster::block_on(host(attacked.after)).unwrap()[0];
+    let (wb, wa) = (e["before"].as_f64().unwrap() as f32, e["after"].as_f64().unwrap() as f32);
+    assert!((before - wb).abs() / wb.abs() < 1e-4, "before: {before} vs {wb}");
+    assert!((after - wa).abs() / wa.abs() < 1e-3, "after: {after} vs {wa}");
+    assert!(after > before * 2.0, "the attack amplifies the feature");
+    let img = pollster::block_on(host(attacked.images)).unwrap();
+    let want = image::open(dir.join("attacked.png")).unwrap().to_rgb8();
+    let mean_diff = want
+        .pixels()
+        .enumerate()
+        .map(|(i, p)| (0..3).map(|c| (img[c * 224 * 224 + i] * 255.0 - f32::from(p[c])).abs()).sum::<f32>())
+        .sum::<f32>()
+        / (3.0 * 224.0 * 224.0);
+    assert!(mean_diff < 0.5, "attacked image differs by {mean_diff} gray levels on average");
+}
+
+#[test]
+fn overlay_matches_reference_heatmap() {
+    let dir = fixtures();
+    let e = expected(&dir);
+    let engine = Engine::load(&model_file(&dir), &device()).unwrap();
+    let fl: Vec<usize> = e["mask_features"][0].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    for name in image_names(&dir) {
+        let v = view(&dir, &name);
+        let out = &engine.infer(std::slice::from_ref(&v), true).unwrap()[0];
+        let ours = colormap::overlay(&v, &out.maps.as_ref().unwrap().soft_mask(&fl, 224));
+        let want = image::open(dir.join("overlays").join(format!("{name}.png"))).unwrap().to_rgb8();
+        let (max, _) = diff_u8(ours.as_raw(), want.as_raw());
+        assert!(max <= 3, "{name}: overlay differs by {max} levels");
+    }
+}
+
+#[test]
+fn jet_matches_opencv() {
+    let lut = expected(&fixtures())["jet_rgb"].clone();
+    for (v, rgb) in lut.as_array().unwrap().iter().enumerate() {
+        let want: Vec<u8> = rgb.as_array().unwrap().iter().map(|c| c.as_u64().unwrap() as u8).collect();
+        let ours = colormap::jet(v as u8);
+        assert!(ours.iter().zip(&want).all(|(a, b)| a.abs_diff(*b) <= 1), "level {v}: {ours:?} vs {want:?}");
+    }
+}
+
+#[test]
+fn full_size_resnet50_when_present() {
+    let Some(dir) = std::env::var_os("SALIENT_FULL_FIXTURES").map(PathBuf::from) else {
+        eprintln!("SALIENT_FULL_FIXTURES is not set: full-size comparison skipped");
+        return;
+    };
+    check_preprocessing(&dir);
+    check_model(&dir);
+    check_masks(&dir);
+    check_importance(&dir);
+}
