@@ -1,1 +1,76 @@
-fn main() {}
+//! `salient`: the command-line program of the Salient toolkit.
+
+mod commands;
+mod error;
+mod inputs;
+mod model;
+mod output;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+use commands::{attack, convert, fetch, mask, predict, rank};
+
+/// Find the spurious features an image classifier relies on.
+///
+/// Salient implements the Salient ImageNet method (Singla & Feizi, ICLR 2022). An adversarially
+/// robust ResNet-50 has 2048 penultimate "neural features"; for each class the most important
+/// ones are found, and each feature's activation map becomes a soft mask of where it looks. A
+/// feature that looks at the object is core; one that looks at the background or another object
+/// (water for boats, fingers for band-aids) is spurious.
+///
+/// A first session:
+///   salient fetch-model                               # the robust ResNet-50, once
+///   salient predict photo.jpg                         # what the model sees
+///   salient rank --class 325 imagenet/train/n02281406 # the class's top features
+///   salient mask -f 1797 photo.jpg -o mask.png --overlay heat.png
+///   salient attack -f 1797 photo.jpg -o amplified.png # what feature 1797 looks for
+#[derive(Parser, Debug)]
+#[command(name = "salient", version, about, long_about, verbatim_doc_comment, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Predict(predict::PredictArgs),
+    Rank(rank::RankArgs),
+    Mask(mask::MaskArgs),
+    Attack(attack::AttackArgs),
+    Convert(convert::ConvertArgs),
+    #[command(name = "fetch-model")]
+    FetchModel(fetch::FetchArgs),
+}
+
+fn main() {
+    // Anything that still panics is a bug: say so on one line instead of a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("error: internal error{at}: {msg} (please report this)");
+    }));
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Predict(a) => predict::run(a),
+        Command::Rank(a) => rank::run(a),
+        Command::Mask(a) => mask::run(a),
+        Command::Attack(a) => attack::run(a),
+        Command::Convert(a) => convert::run(a),
+        Command::FetchModel(a) => fetch::run(a),
+    };
+    match result {
+        Ok(()) => {}
+        // A closed pipe (`salient predict --json ... | head`) is not an error.
+        Err(error::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -116,8 +116,14 @@ impl Engine {
     /// [`Self::infer_async`], blocking (native only).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn infer(&self, views: &[RgbImage], keep_maps: bool) -> Result<Vec<ImageOutput>, Error> {
-        pollster::block_on(self.infer_async(views, keep_maps))
+        block_on(self.infer_async(views, keep_maps))
     }
+}
+
+/// Waits for a future on this thread (native only; the browser must `.await`).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    pollster::block_on(f)
 }
 
 /// A tensor's values on the host.

@@ -1,18 +1,45 @@
 //! Feature importance for a class: `FI(c, j) = mean over images of r_j(x) · W[c, j]` (bias
 //! excluded), and the top-k features by it (method §b).
 
-/// `features`: `[N, F]` row-major; `class_weights`: the classifier's row for the class, `[F]`.
-/// Returns `[F]`. Sums run in f64 so a million images lose nothing to rounding.
-pub fn feature_importance(features: &[f32], class_weights: &[f32]) -> Vec<f32> {
-    let f = class_weights.len();
-    let n = features.len() / f.max(1);
-    let mut sums = vec![0f64; f];
-    for row in features.chunks_exact(f) {
-        for (s, r) in sums.iter_mut().zip(row) {
+/// Running mean of feature vectors, so importance can stream over any number of images.
+/// Sums run in f64: a million images lose nothing to rounding.
+#[derive(Debug, Clone, Default)]
+pub struct MeanFeatures {
+    sums: Vec<f64>,
+    count: usize,
+}
+
+impl MeanFeatures {
+    /// Adds one image's `[F]` features.
+    pub fn add(&mut self, features: &[f32]) {
+        if self.sums.is_empty() {
+            self.sums = vec![0.0; features.len()];
+        }
+        for (s, r) in self.sums.iter_mut().zip(features) {
             *s += f64::from(*r);
         }
+        self.count += 1;
     }
-    sums.iter().zip(class_weights).map(|(s, w)| (s / n.max(1) as f64 * f64::from(*w)) as f32).collect()
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// `FI(c, j) = mean_x r_j(x) · W[c, j]` for the class whose weights are `class_weights` (`[F]`).
+    pub fn importance(&self, class_weights: &[f32]) -> Vec<f32> {
+        let n = self.count.max(1) as f64;
+        self.sums.iter().zip(class_weights).map(|(s, w)| (s / n * f64::from(*w)) as f32).collect()
+    }
+}
+
+/// `features`: `[N, F]` row-major; `class_weights`: the classifier's row for the class, `[F]`.
+/// Returns `[F]`.
+pub fn feature_importance(features: &[f32], class_weights: &[f32]) -> Vec<f32> {
+    let mut mean = MeanFeatures::default();
+    for row in features.chunks_exact(class_weights.len().max(1)) {
+        mean.add(row);
+    }
+    mean.importance(class_weights)
 }
 
 /// The `k` largest scores, descending, as `(index, score)`; ties keep the lower index first.

@@ -20,6 +20,9 @@ pub mod model;
 pub mod nam;
 pub mod preprocess;
 
+/// The burn version the engine is built on, for crates that hold its tensors.
+pub use burn;
+
 pub use backend::Backend;
 pub use checkpoint::StateDict;
 pub use engine::{Engine, ImageOutput};

@@ -245,7 +245,12 @@ pub struct ZipSource<R: Read + Seek> {
 impl<R: Read + Seek> ZipSource<R> {
     /// Opens the archive and returns it with its parsed `data.pkl`.
     pub fn open(reader: R) -> Result<(Self, Pickle), String> {
-        let archive = zip::ZipArchive::new(reader).map_err(|e| format!("not a readable zip archive ({e})"))?;
+        let archive = zip::ZipArchive::new(reader).map_err(|e| match e {
+            zip::result::ZipError::InvalidArchive(_) => {
+                format!("the zip archive is truncated or corrupt: its central directory is missing or invalid ({e})")
+            }
+            e => format!("not a readable zip archive ({e})"),
+        })?;
         let pkl_name = archive
             .file_names()
             .filter_map(Result::ok)

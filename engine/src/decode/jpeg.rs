@@ -42,7 +42,7 @@ fn decode_unchecked(bytes: &[u8]) -> Result<RgbImage, String> {
     let cmyk = d.components().len() == 4;
     let space = if cmyk { ColorSpace::JCS_CMYK } else { ColorSpace::JCS_RGB };
     let mut started = d.to_colorspace(space).map_err(|e| format!("cannot decode JPEG ({e})"))?;
-    let raw = started.read_scanlines_flat().map_err(|e| format!("cannot decode JPEG ({e})"))?;
+    let raw: Vec<u8> = started.read_scanlines::<u8>().map_err(|e| format!("cannot decode JPEG ({e})"))?;
     started.finish().map_err(|e| format!("cannot decode JPEG ({e})"))?;
     let rgb = if cmyk { raw.chunks_exact(4).flat_map(pil_cmyk_to_rgb).collect() } else { raw };
     let img = RgbImage::from_raw(w, h, rgb).ok_or("libjpeg returned fewer pixels than the header declares")?;

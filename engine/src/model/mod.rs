@@ -128,13 +128,12 @@ impl ResNetConfig {
         let num_classes = sd.shape("fc.weight").map(|s| s[0]).ok_or_else(|| fail("tensor `fc.weight` is missing".into()))?;
         let mut config = Self::new(block, layers).with_base_width(base_width).with_num_classes(num_classes);
         if block == BlockKind::Bottleneck {
-            let width = sd.shape("layer1.0.conv1.weight").map_or(0, |s| s[0]);
-            let per_group = sd.shape("layer1.0.conv2.weight").map_or(0, |s| s[1]);
-            if width == 0 || per_group == 0 || width % per_group != 0 {
-                return Err(fail("the first bottleneck's convolutions have inconsistent shapes".into()));
-            }
-            let groups = width / per_group;
-            config = config.with_groups(groups).with_width_per_group(per_group * 64 / base_width);
+            // Width and groups from the first bottleneck; if its shapes are inconsistent, assume
+            // a plain bottleneck and let loading name the tensor that does not fit.
+            let width = sd.shape("layer1.0.conv1.weight").map_or(base_width, |s| s[0]);
+            let per_group = sd.shape("layer1.0.conv2.weight").map_or(width, |s| s[1]);
+            let groups = if per_group > 0 && width % per_group == 0 { width / per_group } else { 1 };
+            config = config.with_groups(groups).with_width_per_group(width / groups * 64 / base_width.max(1));
         }
         Ok(config)
     }
@@ -147,8 +146,15 @@ impl ResNetConfig {
 
     /// The model with weights from `sd`, which must match this architecture exactly.
     pub fn load(&self, sd: &StateDict, device: &Device) -> Result<ResNet, Error> {
+        self.load_with_keys(sd, device).map(|(model, _)| model)
+    }
+
+    /// [`Self::load`], also returning the keys of `sd` the model uses.
+    pub fn load_with_keys(&self, sd: &StateDict, device: &Device) -> Result<(ResNet, Vec<String>), Error> {
         let normalization = sd.normalization.unwrap_or(Normalization::IMAGENET);
-        self.build(&mut Weights { state: sd, device: device.clone() }, normalization)
+        let mut weights = Weights { state: sd, device: device.clone(), used: Vec::new() };
+        let model = self.build(&mut weights, normalization)?;
+        Ok((model, weights.used))
     }
 
     fn build(&self, src: &mut dyn ParamSource, normalization: Normalization) -> Result<ResNet, Error> {

@@ -17,14 +17,17 @@ pub trait ParamSource {
     fn linear(&mut self, key: &str, d_in: usize, d_out: usize) -> Result<(Tensor<2>, Tensor<1>), Error>;
 }
 
-/// Parameters read from a checkpoint; every shape is checked and named in errors.
+/// Parameters read from a checkpoint; every shape is checked and named in errors. `used`
+/// collects the keys read, in order.
 pub struct Weights<'a> {
     pub state: &'a StateDict,
     pub device: Device,
+    pub used: Vec<String>,
 }
 
 impl Weights<'_> {
-    fn get(&self, key: &str, shape: &[usize]) -> Result<Vec<f32>, Error> {
+    fn get(&mut self, key: &str, shape: &[usize]) -> Result<Vec<f32>, Error> {
+        self.used.push(key.to_owned());
         self.state.get(key, shape).map(|t| t.data.clone())
     }
 }

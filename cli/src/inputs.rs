@@ -1,0 +1,54 @@
+//! Turning command-line paths into image files, and images into model views.
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use rayon::prelude::*;
+use salient_engine::{decode, preprocess};
+
+use crate::error::{Error, Result};
+
+/// Extensions read as images (case-insensitive).
+pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
+
+pub fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// Files as given; directories expanded recursively to their images, sorted.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let before = out.len();
+            walk(p, &mut out)?;
+            out[before..].sort();
+            if out.len() == before {
+                return Err(Error::Usage(format!("{}: the folder holds no JPEG, PNG or WebP images", p.display())));
+            }
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| salient_engine::Error::read(dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| salient_engine::Error::read(dir, e))?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if is_image(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Decodes images in parallel into the model's 224×224 views; each failure keeps its message.
+pub fn load_views(paths: &[PathBuf]) -> Vec<Result<RgbImage, salient_engine::Error>> {
+    paths.par_iter().map(|p| decode::load_image(p).map(|img| preprocess::model_view(&img))).collect()
+}

@@ -1,0 +1,60 @@
+//! `--weights` and `--backend`: which model, on which device.
+
+use std::path::PathBuf;
+
+use salient_engine::{Backend, Engine, ResNetConfig};
+
+use crate::commands::fetch::default_model_path;
+use crate::error::Result;
+
+#[derive(clap::Args, Debug)]
+pub struct ModelArgs {
+    /// Model weights: the robustness library's checkpoint (imagenet_l2_3_0.pt), a torchvision
+    /// state dict (.pth) or safetensors. Default: $SALIENT_WEIGHTS, then the file
+    /// `salient fetch-model` saved, then an untrained ResNet-50 (with a warning).
+    #[arg(long, short = 'w', value_name = "FILE", env = "SALIENT_WEIGHTS")]
+    pub weights: Option<PathBuf>,
+
+    /// Compute backend: flex (CPU), wgpu or cuda (when this build includes them).
+    #[arg(long, value_name = "NAME", default_value = "flex")]
+    pub backend: Backend,
+}
+
+impl ModelArgs {
+    /// Loads the weights (see `--weights` for the order of defaults).
+    pub fn engine(&self) -> Result<Engine> {
+        let device = self.backend.device()?;
+        let path = self.weights.clone().or_else(|| default_model_path().filter(|p| p.exists()));
+        match path {
+            Some(path) => Ok(Engine::load(&path, &device)?),
+            None => {
+                eprintln!(
+                    "warning: no weights given (--weights, $SALIENT_WEIGHTS or `salient fetch-model`): \
+                     using an UNTRAINED ResNet-50 with random weights; its predictions and features mean nothing"
+                );
+                Ok(Engine::untrained(ResNetConfig::resnet50(), &device, 0))
+            }
+        }
+    }
+}
+
+/// Checks feature indices against the model; the message gives the valid range.
+pub fn check_features(engine: &Engine, features: &[usize]) -> Result<()> {
+    let f = engine.config.feature_dim();
+    match features.iter().find(|&&j| j >= f) {
+        Some(j) => Err(crate::error::Error::Usage(format!(
+            "feature {j} does not exist: this model has {f} features (0–{})",
+            f - 1
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Checks a class index against the model.
+pub fn check_class(engine: &Engine, class: usize) -> Result<()> {
+    let c = engine.config.num_classes;
+    if class >= c {
+        return Err(crate::error::Error::Usage(format!("class {class} does not exist: this model has {c} classes (0–{})", c - 1)));
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! Writing result images: PNG, atomically.
+
+use std::path::Path;
+
+use image::{DynamicImage, ImageFormat};
+
+use crate::error::{Error, Result};
+
+/// Writes `img` as PNG to `path` (which must end in `.png`), never leaving a partial file.
+pub fn save_png(img: &DynamicImage, path: &Path) -> Result<()> {
+    if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
+        return Err(Error::Usage(format!("{}: output images are PNG (lossless); name the file *.png", path.display())));
+    }
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), ImageFormat::Png)
+        .map_err(|e| Error::Usage(format!("cannot encode PNG: {e}")))?;
+    Ok(salient_engine::fsutil::write_atomic(path, &bytes)?)
+}

@@ -1,0 +1,22 @@
+//! Progress bars on a terminal; nothing when stderr is not one or output is JSON.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// A bar counting `len` units of `what` (images, steps, bytes), hidden when `quiet` or when
+/// stderr is not a terminal.
+pub fn bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let template = if what == "bytes" {
+        "{spinner:.cyan} [{bar:32.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}"
+    } else {
+        "{spinner:.cyan} {msg} [{bar:32.cyan/blue}] {pos}/{len} {unit} {per_sec} ETA {eta}"
+    };
+    let style = ProgressStyle::with_template(&template.replace("{unit}", what))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    ProgressBar::new(len).with_style(style)
+}
