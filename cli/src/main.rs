@@ -9,7 +9,7 @@ mod progress;
 
 use clap::{Parser, Subcommand};
 
-use commands::{attack, convert, fetch, mask, predict, rank};
+use commands::{attack, convert, explain, fetch, mask, predict, rank};
 
 /// Find the spurious features an image classifier relies on.
 ///
@@ -22,6 +22,7 @@ use commands::{attack, convert, fetch, mask, predict, rank};
 /// A first session:
 ///   salient fetch-model                               # the robust ResNet-50, once
 ///   salient predict photo.jpg                         # what the model sees
+///   salient explain photo.jpg                         # which features drive it, as heatmaps
 ///   salient rank --class 325 imagenet/train/n02281406 # the class's top features
 ///   salient mask -f 1797 photo.jpg -o mask.png --overlay heat.png
 ///   salient attack -f 1797 photo.jpg -o amplified.png # what feature 1797 looks for
@@ -35,6 +36,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Predict(predict::PredictArgs),
+    Explain(explain::ExplainArgs),
     Rank(rank::RankArgs),
     Mask(mask::MaskArgs),
     Attack(attack::AttackArgs),
@@ -58,6 +60,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Predict(a) => predict::run(a),
+        Command::Explain(a) => explain::run(a),
         Command::Rank(a) => rank::run(a),
         Command::Mask(a) => mask::run(a),
         Command::Attack(a) => attack::run(a),

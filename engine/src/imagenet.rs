@@ -29,6 +29,12 @@ pub fn class_name(num_classes: usize, index: usize) -> String {
     }
 }
 
+/// `sulphur butterfly (325)` for ImageNet models, `class 3` otherwise.
+pub fn class_label(num_classes: usize, index: usize) -> String {
+    let name = class_name(num_classes, index);
+    if num_classes == 1000 { format!("{name} ({index})") } else { name }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 
 pub mod attack;
 pub mod convert;
+pub mod explain;
 pub mod fetch;
 pub mod mask;
 pub mod predict;
@@ -9,13 +10,15 @@ pub mod rank;
 
 use std::path::{Path, PathBuf};
 
+use image::RgbImage;
 use indicatif::ProgressBar;
 use salient_engine::{Engine, ImageOutput};
 
 use crate::error::{Error, Result};
 use crate::inputs::load_views;
 
-/// Runs the model over `paths` in batches (images decoded in parallel). An image that cannot
+/// Runs the model over `paths` in batches (images decoded in parallel) and hands each image's
+/// path, 224×224 view and outputs to `each`. An image that cannot
 /// be read is reported and skipped, never fatal; with a single input, its error is the result.
 pub fn for_each_output(
     engine: &Engine,
@@ -23,7 +26,7 @@ pub fn for_each_output(
     batch_size: usize,
     keep_maps: bool,
     bar: &ProgressBar,
-    mut each: impl FnMut(&Path, &ImageOutput) -> Result<()>,
+    mut each: impl FnMut(&Path, &RgbImage, &ImageOutput) -> Result<()>,
 ) -> Result<()> {
     let mut failures = Vec::new();
     for chunk in paths.chunks(batch_size.max(1)) {
@@ -42,8 +45,8 @@ pub fn for_each_output(
                 }
             }
         }
-        for (path, out) in ok.into_iter().zip(engine.infer(&views, keep_maps)?) {
-            each(path, &out)?;
+        for ((path, view), out) in ok.into_iter().zip(&views).zip(engine.infer(&views, keep_maps)?) {
+            each(path, view, &out)?;
         }
         bar.inc(chunk.len() as u64);
     }

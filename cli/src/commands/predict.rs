@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use salient_engine::imagenet::class_name;
+use salient_engine::imagenet::{class_label, class_name};
 
 use crate::error::Result;
 use crate::inputs::expand;
@@ -55,7 +55,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let bar = progress::bar(paths.len() as u64, "images", args.json);
     let classes = engine.config.num_classes;
     let mut out = std::io::stdout().lock();
-    super::for_each_output(&engine, &paths, args.batch_size, false, &bar, |path, o| {
+    super::for_each_output(&engine, &paths, args.batch_size, false, &bar, |path, _, o| {
         let top5: Vec<ClassProb> = o
             .top(5)
             .into_iter()
@@ -68,11 +68,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
             bar.suspend(|| -> Result<()> {
                 writeln!(out, "{}", path.display())?;
                 for c in &top5 {
-                    if c.name == format!("class {}", c.class) {
-                        writeln!(out, "  {:6.2}%  {}", c.prob * 100.0, c.name)?;
-                    } else {
-                        writeln!(out, "  {:6.2}%  {} ({})", c.prob * 100.0, c.name, c.class)?;
-                    }
+                    writeln!(out, "  {:6.2}%  {}", c.prob * 100.0, class_label(classes, c.class))?;
                 }
                 Ok(())
             })?;

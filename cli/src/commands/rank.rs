@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use salient_engine::imagenet::class_name;
+use salient_engine::imagenet::class_label;
 use salient_engine::importance::{MeanFeatures, top_k};
 
 use crate::error::Result;
@@ -61,7 +61,7 @@ pub fn run(args: RankArgs) -> Result<()> {
     let paths = expand(&args.inputs)?;
     let bar = progress::bar(paths.len() as u64, "images", args.json);
     let mut mean = MeanFeatures::default();
-    let result = super::for_each_output(&engine, &paths, args.batch_size, false, &bar, |_, o| {
+    let result = super::for_each_output(&engine, &paths, args.batch_size, false, &bar, |_, _, o| {
         mean.add(&o.features);
         Ok(())
     });
@@ -74,8 +74,8 @@ pub fn run(args: RankArgs) -> Result<()> {
         if args.json {
             writeln!(out, "{}", serde_json::to_string(&Ranking { class: args.class, top }).expect("plain data"))?;
         } else {
-            let name = class_name(engine.config.num_classes, args.class);
-            writeln!(out, "class {} ({name}): top {} features over {} images", args.class, top.len(), mean.count())?;
+            let label = class_label(engine.config.num_classes, args.class);
+            writeln!(out, "{label}: top {} features over {} images", top.len(), mean.count())?;
             writeln!(out, "  rank  feature   importance")?;
             for (i, r) in top.iter().enumerate() {
                 writeln!(out, "  {:>4}  {:>7}  {:>11.5}", i + 1, r.feature, r.importance)?;
