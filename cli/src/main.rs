@@ -1,15 +1,18 @@
 //! `salient`: the command-line program of the Salient toolkit.
 
+mod batches;
 mod commands;
 mod error;
 mod inputs;
 mod model;
 mod output;
+mod pipeline;
+mod plot;
 mod progress;
 
 use clap::{Parser, Subcommand};
 
-use commands::{attack, convert, explain, fetch, mask, predict, rank};
+use commands::{attack, build, convert, discover, eval, explain, fetch, labels, mask, merge, predict, rank, spuriosity};
 
 /// Find the spurious features an image classifier relies on.
 ///
@@ -26,6 +29,12 @@ use commands::{attack, convert, explain, fetch, mask, predict, rank};
 ///   salient rank --class 325 imagenet/train/n02281406 # the class's top features
 ///   salient mask -f 1797 photo.jpg -o mask.png --overlay heat.png
 ///   salient attack -f 1797 photo.jpg -o amplified.png # what feature 1797 looks for
+///
+/// At dataset scale (ImageNet layout: ROOT/<wnid>/<image>.JPEG):
+///   salient discover --images ROOT -o run/           # top features per class, for annotation
+///   salient labels --annotations labels.csv          # core/spurious labels per class
+///   salient build --images ROOT --annotations labels.csv -o dataset/   # the soft masks
+///   salient eval -w resnet50.pth --dataset dataset/ --images ROOT -o eval/   # core vs spurious accuracy
 #[derive(Parser, Debug)]
 #[command(name = "salient", version, about, long_about, verbatim_doc_comment, max_term_width = 100)]
 struct Cli {
@@ -43,6 +52,12 @@ enum Command {
     Convert(convert::ConvertArgs),
     #[command(name = "fetch-model")]
     FetchModel(fetch::FetchArgs),
+    Discover(discover::DiscoverArgs),
+    Labels(labels::LabelsArgs),
+    Build(build::BuildArgs),
+    Merge(merge::MergeArgs),
+    Eval(eval::EvalArgs),
+    Spuriosity(spuriosity::SpuriosityArgs),
 }
 
 fn main() {
@@ -66,6 +81,12 @@ fn main() {
         Command::Attack(a) => attack::run(a),
         Command::Convert(a) => convert::run(a),
         Command::FetchModel(a) => fetch::run(a),
+        Command::Discover(a) => discover::run(a),
+        Command::Labels(a) => labels::run(a),
+        Command::Build(a) => build::run(a),
+        Command::Merge(a) => merge::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Spuriosity(a) => spuriosity::run(a),
     };
     match result {
         Ok(()) => {}

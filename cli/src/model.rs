@@ -21,11 +21,23 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The weights file in use, after the defaults (`None`: the untrained fallback).
+    pub fn weights_path(&self) -> Option<PathBuf> {
+        self.weights.clone().or_else(|| default_model_path().filter(|p| p.exists()))
+    }
+
+    /// What identifies the weights in a run manifest: their SHA-256, or `untrained`.
+    pub fn fingerprint(&self) -> Result<String> {
+        match self.weights_path() {
+            Some(p) => crate::pipeline::manifest::file_sha256(&p),
+            None => Ok("untrained-resnet50-seed0".into()),
+        }
+    }
+
     /// Loads the weights (see `--weights` for the order of defaults).
     pub fn engine(&self) -> Result<Engine> {
         let device = self.backend.device()?;
-        let path = self.weights.clone().or_else(|| default_model_path().filter(|p| p.exists()));
-        match path {
+        match self.weights_path() {
             Some(path) => Ok(Engine::load(&path, &device)?),
             None => {
                 eprintln!(

@@ -6,12 +6,15 @@
 //! browser explorer); the compute backend is picked at run time among those compiled in
 //! ([`Backend`]).
 
+pub mod annotations;
 pub mod attack;
 pub mod backend;
 pub mod checkpoint;
 pub mod colormap;
+pub mod dataset;
 pub mod decode;
 pub mod engine;
+pub mod evaluation;
 pub mod error;
 pub mod fsutil;
 pub mod imagenet;

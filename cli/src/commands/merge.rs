@@ -1,0 +1,98 @@
+//! `salient merge`: join the outputs of a sharded `build` or `discover` into one.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::pipeline::manifest::{MANIFEST_FILE, Manifest};
+use crate::pipeline::{STATE_DIR, write};
+
+/// Join shard outputs (`build` or `discover` run with --shard I/N) into one output.
+///
+/// Checks that the shards are the same job, that every shard of 0..N is there once and
+/// finished, copies their files, and writes the joined index files exactly as an unsharded run
+/// would: the result is byte-identical to running the whole job at once.
+#[derive(clap::Args, Debug)]
+pub struct MergeArgs {
+    /// The shards' output folders.
+    #[arg(required = true, value_name = "SHARD_DIR")]
+    shards: Vec<PathBuf>,
+
+    /// The joined output folder.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    out: PathBuf,
+
+    /// Allow an output folder that already holds this same merge.
+    #[arg(long)]
+    resume: bool,
+}
+
+pub fn run(args: MergeArgs) -> Result<()> {
+    let manifests: Vec<Manifest> = args.shards.iter().map(|d| Manifest::read(d)).collect::<Result<_>>()?;
+    let kind = manifests[0].kind.clone();
+    let unsharded = |m: &Manifest| {
+        let mut p = m.params.clone();
+        if let Value::Object(o) = &mut p {
+            o.remove("shard");
+        }
+        p
+    };
+    let base = unsharded(&manifests[0]);
+    let mut seen = Vec::new();
+    let mut count = None;
+    for (dir, m) in args.shards.iter().zip(&manifests) {
+        if m.kind != kind || unsharded(m) != base {
+            return Err(Error::Usage(format!("{} is not a shard of the same job as {}", dir.display(), args.shards[0].display())));
+        }
+        let shard = m.params.get("shard").and_then(Value::as_str).ok_or_else(|| {
+            Error::Usage(format!("{} is not a shard (it was run without --shard)", dir.display()))
+        })?;
+        let s = crate::pipeline::shard::Shard::parse(shard)?;
+        if *count.get_or_insert(s.count) != s.count {
+            return Err(Error::Usage(format!("{} is shard {shard}, of a different split", dir.display())));
+        }
+        if seen.contains(&s.index) {
+            return Err(Error::Usage(format!("shard {shard} is given twice")));
+        }
+        if !dir.join(STATE_DIR).join("complete").exists() {
+            return Err(Error::Usage(format!("{} (shard {shard}) has not finished: resume it first", dir.display())));
+        }
+        seen.push(s.index);
+    }
+    let count = count.unwrap_or(0);
+    if let Some(missing) = (0..count).find(|i| !seen.contains(i)) {
+        return Err(Error::Usage(format!("shard {missing}/{count} is missing")));
+    }
+    Manifest { kind: kind.clone(), params: base }.claim(&args.out, args.resume)?;
+    for dir in &args.shards {
+        copy_tree(dir, dir, &args.out)?;
+    }
+    write(&args.out.join(STATE_DIR).join("complete"), b"")?;
+    let summary = match kind.as_str() {
+        "build" => super::build::finalize(&args.out)?,
+        "discover" => super::discover::finalize_merged(&args.out)?,
+        other => return Err(Error::Usage(format!("runs of kind `{other}` are not sharded"))),
+    };
+    println!("{}", summary.trim_end());
+    println!("merged {count} shards into {}", args.out.display());
+    Ok(())
+}
+
+/// Copies every file under `dir` (relative to `root`) into `out`, except the run manifest and
+/// the shard's own completion marker.
+fn copy_tree(root: &Path, dir: &Path, out: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| salient_engine::Error::read(dir, e))?;
+    let mut paths: Vec<PathBuf> = entries.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>().map_err(|e| salient_engine::Error::read(dir, e))?;
+    paths.sort();
+    for path in paths {
+        let rel = path.strip_prefix(root).expect("under root");
+        if path.is_dir() {
+            copy_tree(root, &path, out)?;
+        } else if rel != Path::new(MANIFEST_FILE) && rel != Path::new(STATE_DIR).join("complete") {
+            let bytes = std::fs::read(&path).map_err(|e| salient_engine::Error::read(&path, e))?;
+            write(&out.join(rel), &bytes)?;
+        }
+    }
+    Ok(())
+}

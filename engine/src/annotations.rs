@@ -1,0 +1,324 @@
+//! Core/spurious labels of (class, feature) pairs: the paper's MTurk results file and this
+//! project's own CSV, which the web explorer exports.
+//!
+//! - MTurk (`discover_spurious_features.csv`): one row per worker answer, columns
+//!   `WorkerId, Input.wordnet_id, Input.class_index, Input.feature_index, Input.feature_rank,
+//!   Answer.main, Answer.confidence, Answer.reasons`. A pair is **spurious iff at least 3
+//!   answers are `background` or `separate_object`** (five workers per pair), else core.
+//! - Salient CSV: one row per pair, `class,feature,label` and optionally `rank`,
+//!   `votes_main_object`, `votes_separate_object`, `votes_background`.
+//!
+//! Errors name the file and the line.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::imagenet;
+
+/// The two labels of the method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    Core,
+    Spurious,
+}
+
+impl Label {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Core => "core",
+            Label::Spurious => "spurious",
+        }
+    }
+}
+
+/// The answers to the paper's first question ("where is the focus?").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Votes {
+    pub main_object: u32,
+    pub separate_object: u32,
+    pub background: u32,
+}
+
+impl Votes {
+    pub fn spurious(&self) -> u32 {
+        self.separate_object + self.background
+    }
+
+    /// The paper's rule: spurious iff ≥ 3 answers say background or separate object.
+    pub fn label(&self) -> Label {
+        if self.spurious() >= 3 { Label::Spurious } else { Label::Core }
+    }
+
+    /// `background`, `separate_object` or `ambiguous` for spurious pairs (§e of the method).
+    pub fn spurious_kind(&self) -> Option<&'static str> {
+        (self.label() == Label::Spurious).then(|| {
+            if self.background >= 3 {
+                "background"
+            } else if self.separate_object >= 3 {
+                "separate_object"
+            } else {
+                "ambiguous"
+            }
+        })
+    }
+}
+
+/// One labelled (class, feature) pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pair {
+    pub class: usize,
+    pub feature: usize,
+    pub label: Label,
+    /// 1-based position among the class's top features, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rank: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub votes: Option<Votes>,
+}
+
+/// Sizes the labels are checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub classes: usize,
+    pub features: usize,
+}
+
+impl Bounds {
+    /// ImageNet-1k and ResNet-50.
+    pub const IMAGENET_RESNET50: Bounds = Bounds { classes: 1000, features: crate::RESNET50_FEATURES };
+}
+
+/// All labelled pairs of a file, ordered by class then rank (or feature).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Annotations {
+    pub pairs: Vec<Pair>,
+}
+
+const MTURK_COLUMNS: [&str; 3] = ["Input.class_index", "Input.feature_index", "Answer.main"];
+const SALIENT_COLUMNS: [&str; 3] = ["class", "feature", "label"];
+
+impl Annotations {
+    /// Reads either format, recognized by its header; `name` is used in errors.
+    pub fn parse(name: &str, text: &str, bounds: Bounds) -> Result<Self, Error> {
+        let fail = |line: u64, m: String| Error::Invalid(format!("{name}, line {line}: {m}"));
+        let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
+        let header = reader.headers().map_err(|e| fail(1, format!("cannot read the header ({e})")))?.clone();
+        let col = |n: &str| header.iter().position(|h| h.trim() == n);
+        let mturk = MTURK_COLUMNS.iter().all(|c| col(c).is_some());
+        let salient = SALIENT_COLUMNS.iter().all(|c| col(c).is_some());
+        if !mturk && !salient {
+            return Err(fail(
+                1,
+                format!(
+                    "unrecognized header {:?}: expected the paper's MTurk columns ({}, ...) or Salient's ({})",
+                    header.iter().collect::<Vec<_>>(),
+                    MTURK_COLUMNS.join(", "),
+                    SALIENT_COLUMNS.join(",")
+                ),
+            ));
+        }
+        // (class, feature) → (rank, votes or label), in file order.
+        let mut pairs: BTreeMap<(usize, usize), (Option<usize>, Votes, Option<Label>)> = BTreeMap::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| {
+                let line = e.position().map_or(0, |p| p.line());
+                fail(line, format!("malformed CSV ({e})"))
+            })?;
+            let line = record.position().map_or(0, |p| p.line());
+            let field = |n: &str| col(n).and_then(|i| record.get(i)).map(str::trim).unwrap_or("");
+            let int = |n: &str| -> Result<usize, Error> {
+                field(n).parse().map_err(|_| fail(line, format!("column {n} holds {:?}, not a whole number", field(n))))
+            };
+            let (class_col, feature_col) = if mturk { ("Input.class_index", "Input.feature_index") } else { ("class", "feature") };
+            let class = int(class_col)?;
+            let feature = int(feature_col)?;
+            if class >= bounds.classes {
+                return Err(fail(line, format!("unknown class {class}: the model has {} classes", bounds.classes)));
+            }
+            if feature >= bounds.features {
+                return Err(fail(line, format!("feature {feature} does not exist: the model has {} features", bounds.features)));
+            }
+            let wnid = field("Input.wordnet_id");
+            if mturk && !wnid.is_empty() && bounds.classes == 1000 && imagenet::index_of(wnid) != Some(class) {
+                return Err(fail(line, format!("class {class} is not WordNet id {wnid}")));
+            }
+            let rank_col = if mturk { "Input.feature_rank" } else { "rank" };
+            let rank = if field(rank_col).is_empty() { None } else { Some(int(rank_col)?) };
+            let entry = pairs.entry((class, feature)).or_insert((rank, Votes::default(), None));
+            if mturk {
+                match field("Answer.main") {
+                    "main_object" => entry.1.main_object += 1,
+                    "separate_object" => entry.1.separate_object += 1,
+                    "background" => entry.1.background += 1,
+                    other => {
+                        return Err(fail(
+                            line,
+                            format!("answer {other:?} is not main_object, separate_object or background"),
+                        ));
+                    }
+                }
+            } else {
+                let label = match field("label").to_ascii_lowercase().as_str() {
+                    "core" => Label::Core,
+                    "spurious" => Label::Spurious,
+                    other => return Err(fail(line, format!("label {other:?} is not core or spurious"))),
+                };
+                if entry.2.is_some() {
+                    return Err(fail(line, format!("class {class}, feature {feature} is labelled twice")));
+                }
+                entry.2 = Some(label);
+                for (column, slot) in [
+                    ("votes_main_object", &mut entry.1.main_object),
+                    ("votes_separate_object", &mut entry.1.separate_object),
+                    ("votes_background", &mut entry.1.background),
+                ] {
+                    if !field(column).is_empty() {
+                        *slot = field(column)
+                            .parse()
+                            .map_err(|_| fail(line, format!("column {column} holds {:?}, not a count", field(column))))?;
+                    }
+                }
+            }
+        }
+        let mut out: Vec<Pair> = pairs
+            .into_iter()
+            .map(|((class, feature), (rank, votes, label))| {
+                let has_votes = votes != Votes::default();
+                Pair { class, feature, label: label.unwrap_or_else(|| votes.label()), rank, votes: has_votes.then_some(votes) }
+            })
+            .collect();
+        out.sort_by_key(|p| (p.class, p.rank.unwrap_or(usize::MAX), p.feature));
+        Ok(Annotations { pairs: out })
+    }
+
+    /// Reads a file of either format.
+    pub fn load(path: &std::path::Path, bounds: Bounds) -> Result<Self, Error> {
+        let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
+        let text = String::from_utf8_lossy(&bytes);
+        Self::parse(&path.display().to_string(), &text, bounds)
+    }
+
+    /// The pairs of each class, in rank order.
+    pub fn by_class(&self) -> BTreeMap<usize, Vec<&Pair>> {
+        let mut m: BTreeMap<usize, Vec<&Pair>> = BTreeMap::new();
+        for p in &self.pairs {
+            m.entry(p.class).or_default().push(p);
+        }
+        m
+    }
+
+    /// The label of a pair, if annotated.
+    pub fn label(&self, class: usize, feature: usize) -> Option<Label> {
+        self.pairs.iter().find(|p| p.class == class && p.feature == feature).map(|p| p.label)
+    }
+
+    /// Salient's CSV (what the web explorer exports): `class,feature,label,rank,votes_*`.
+    pub fn to_csv(&self) -> String {
+        let mut s = String::from("class,feature,label,rank,votes_main_object,votes_separate_object,votes_background\n");
+        for p in &self.pairs {
+            let rank = p.rank.map(|r| r.to_string()).unwrap_or_default();
+            let v = p.votes.map(|v| format!("{},{},{}", v.main_object, v.separate_object, v.background)).unwrap_or(",,".into());
+            s.push_str(&format!("{},{},{},{rank},{v}\n", p.class, p.feature, p.label.as_str()));
+        }
+        s
+    }
+
+    pub fn summary(&self) -> Summary {
+        let by_class = self.by_class();
+        let count = |l: Label| self.pairs.iter().filter(|p| p.label == l).count();
+        let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+        let mut spurious_by_rank: BTreeMap<usize, usize> = BTreeMap::new();
+        for p in self.pairs.iter().filter(|p| p.label == Label::Spurious) {
+            if let Some(kind) = p.votes.and_then(|v| v.spurious_kind()) {
+                *kinds.entry(kind.into()).or_default() += 1;
+            }
+            if let Some(r) = p.rank {
+                *spurious_by_rank.entry(r).or_default() += 1;
+            }
+        }
+        let with = |l: Label| by_class.values().filter(|ps| ps.iter().any(|p| p.label == l)).count();
+        let features: BTreeSet<usize> = self.pairs.iter().map(|p| p.feature).collect();
+        Summary {
+            pairs: self.pairs.len(),
+            core: count(Label::Core),
+            spurious: count(Label::Spurious),
+            classes: by_class.len(),
+            classes_with_spurious: with(Label::Spurious),
+            classes_with_core: with(Label::Core),
+            distinct_features: features.len(),
+            spurious_by_kind: kinds,
+            spurious_by_rank,
+        }
+    }
+}
+
+/// Counts over a set of labels.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub pairs: usize,
+    pub core: usize,
+    pub spurious: usize,
+    pub classes: usize,
+    pub classes_with_spurious: usize,
+    pub classes_with_core: usize,
+    pub distinct_features: usize,
+    /// background / separate_object / ambiguous (MTurk votes only).
+    pub spurious_by_kind: BTreeMap<String, usize>,
+    pub spurious_by_rank: BTreeMap<usize, usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B: Bounds = Bounds::IMAGENET_RESNET50;
+
+    fn mturk(rows: &[(usize, &str, usize, usize, &str)]) -> String {
+        let mut s = String::from(
+            "WorkerId,Input.wordnet_id,Input.class_index,Input.feature_index,Input.feature_rank,Answer.main,Answer.confidence,Answer.reasons\n",
+        );
+        for (i, (class, wnid, feature, rank, answer)) in rows.iter().enumerate() {
+            s.push_str(&format!("{i},{wnid},{class},{feature},{rank},{answer},4.0,\"because, reasons\"\n"));
+        }
+        s
+    }
+
+    #[test]
+    fn three_of_five_spurious_answers_make_a_spurious_pair() {
+        let w = "n02281406";
+        let mut rows = vec![];
+        for a in ["background", "separate_object", "background", "main_object", "main_object"] {
+            rows.push((325, w, 1797, 3, a));
+        }
+        for a in ["background", "separate_object", "main_object", "main_object", "main_object"] {
+            rows.push((325, w, 1305, 1, a));
+        }
+        let a = Annotations::parse("t.csv", &mturk(&rows), B).unwrap();
+        assert_eq!(a.pairs.iter().map(|p| (p.feature, p.label)).collect::<Vec<_>>(), [(1305, Label::Core), (1797, Label::Spurious)]);
+        assert_eq!(a.pairs[1].votes.unwrap().spurious_kind(), Some("ambiguous"));
+        let s = a.summary();
+        assert_eq!((s.pairs, s.core, s.spurious, s.classes_with_spurious), (2, 1, 1, 1));
+        // Round trip through Salient's CSV.
+        let back = Annotations::parse("t2.csv", &a.to_csv(), B).unwrap();
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let bad_header = Annotations::parse("a.csv", "x,y\n1,2\n", B).unwrap_err().to_string();
+        assert!(bad_header.starts_with("a.csv, line 1: unrecognized header"), "{bad_header}");
+        let e = Annotations::parse("a.csv", "class,feature,label\n1,2,core\n5,2048,core\n", B).unwrap_err().to_string();
+        assert_eq!(e, "a.csv, line 3: feature 2048 does not exist: the model has 2048 features");
+        let e = Annotations::parse("a.csv", "class,feature,label\n1000,2,core\n", B).unwrap_err().to_string();
+        assert!(e.contains("line 2: unknown class 1000"), "{e}");
+        let e = Annotations::parse("a.csv", &mturk(&[(0, "n02281406", 5, 1, "background")]), B).unwrap_err().to_string();
+        assert!(e.contains("line 2: class 0 is not WordNet id n02281406"), "{e}");
+        let e = Annotations::parse("a.csv", "class,feature,label\n1,2,maybe\n", B).unwrap_err().to_string();
+        assert!(e.contains("line 2: label \"maybe\""), "{e}");
+        let e = Annotations::parse("a.csv", "class,feature,label\n1,2,core,extra\n", B).unwrap_err().to_string();
+        assert!(e.contains("line 2: malformed CSV"), "{e}");
+    }
+}

@@ -1,0 +1,142 @@
+//! The Salient ImageNet dataset layout, as `salient build` writes it and as existing loaders
+//! (the paper's `SalientImageNet` class and its third-party copies) read it:
+//!
+//! ```text
+//! DATASET/
+//!   wordnet_dict.py                  {class index: 'wnid'}, a Python dict literal
+//!   index.jsonl                      one MaskRecord per line (what `eval` and the explorer read)
+//!   <wnid>/image_names_map.csv       header: the class's features; column j: its images, best first
+//!   <wnid>/feature_<j>/<image>.JPEG  224×224 grayscale soft mask (the paper's format)
+//!   <wnid>/feature_<j>/<image>.png   the same mask, lossless
+//! ```
+//! Image names carry no extension (`n02281406_10006`); `source` in the index says where the
+//! image itself is, relative to the images root.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::annotations::Label;
+use crate::error::Error;
+
+pub const INDEX_FILE: &str = "index.jsonl";
+pub const WORDNET_DICT_FILE: &str = "wordnet_dict.py";
+pub const NAMES_MAP_FILE: &str = "image_names_map.csv";
+
+/// One mask of the dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskRecord {
+    pub class: usize,
+    pub wnid: String,
+    pub feature: usize,
+    pub label: Label,
+    /// The image's place among the feature's top images of the class (0 = highest activation).
+    pub position: usize,
+    /// Image name without extension.
+    pub image: String,
+    /// The image file, relative to the images root.
+    pub source: String,
+    /// r_j(x): the feature's value on the image.
+    pub activation: f32,
+    /// The PNG mask, relative to the dataset root.
+    pub mask: String,
+    /// SHA-256 of the PNG mask's bytes.
+    pub sha256: String,
+}
+
+/// `<wnid>/feature_<j>/<image>.<ext>`.
+pub fn mask_path(wnid: &str, feature: usize, image: &str, ext: &str) -> String {
+    format!("{wnid}/feature_{feature}/{image}.{ext}")
+}
+
+/// Parses `index.jsonl`; errors give the line.
+pub fn parse_index(name: &str, text: &str) -> Result<Vec<MaskRecord>, Error> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| Error::Invalid(format!("{name}, line {}: not a mask record ({e})", i + 1)))
+        })
+        .collect()
+}
+
+/// `index.jsonl` text for `records` (one compact JSON object per line).
+pub fn index_text(records: &[MaskRecord]) -> String {
+    records.iter().map(|r| serde_json::to_string(r).expect("plain data") + "\n").collect()
+}
+
+/// `wordnet_dict.py`: `{0: 'n01440764', 1: ...}` for the classes present.
+pub fn wordnet_dict_py(classes: &BTreeMap<usize, String>) -> String {
+    let items: Vec<String> = classes.iter().map(|(i, w)| format!("{i}: '{w}'")).collect();
+    format!("{{{}}}\n", items.join(", "))
+}
+
+/// Reads a `wordnet_dict.py` literal back (digits, quotes, colons and commas only).
+pub fn parse_wordnet_dict(name: &str, text: &str) -> Result<BTreeMap<usize, String>, Error> {
+    let body = text.trim().strip_prefix('{').and_then(|t| t.strip_suffix('}'));
+    let fail = || Error::Invalid(format!("{name}: not a {{index: 'wnid'}} dictionary"));
+    let body = body.ok_or_else(fail)?;
+    body.split(',')
+        .filter(|item| !item.trim().is_empty())
+        .map(|item| {
+            let (k, v) = item.split_once(':').ok_or_else(fail)?;
+            let k = k.trim().parse().map_err(|_| fail())?;
+            let v = v.trim().trim_matches(|c| c == '\'' || c == '"').to_owned();
+            Ok((k, v))
+        })
+        .collect()
+}
+
+/// `image_names_map.csv`: one column per feature (header: the feature index), its images in
+/// order; shorter columns are padded with empty cells.
+pub fn names_map_csv(columns: &[(usize, Vec<String>)]) -> String {
+    let rows = columns.iter().map(|(_, c)| c.len()).max().unwrap_or(0);
+    let mut s = columns.iter().map(|(f, _)| f.to_string()).collect::<Vec<_>>().join(",");
+    s.push('\n');
+    for r in 0..rows {
+        let cells: Vec<&str> = columns.iter().map(|(_, c)| c.get(r).map_or("", String::as_str)).collect();
+        s.push_str(&cells.join(","));
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wordnet_dict_round_trips() {
+        let m = BTreeMap::from([(0, "n01440764".to_owned()), (325, "n02281406".to_owned())]);
+        let text = wordnet_dict_py(&m);
+        assert_eq!(text, "{0: 'n01440764', 325: 'n02281406'}\n");
+        assert_eq!(parse_wordnet_dict("w", &text).unwrap(), m);
+        assert!(parse_wordnet_dict("w", "import os").is_err());
+    }
+
+    #[test]
+    fn names_map_pads_short_columns() {
+        let csv = names_map_csv(&[(5, vec!["a".into(), "b".into()]), (9, vec!["c".into()])]);
+        assert_eq!(csv, "5,9\na,c\nb,\n");
+    }
+
+    #[test]
+    fn index_round_trips_and_errors_name_the_line() {
+        let r = MaskRecord {
+            class: 3,
+            wnid: "w".into(),
+            feature: 7,
+            label: Label::Spurious,
+            position: 0,
+            image: "w_1".into(),
+            source: "w/w_1.JPEG".into(),
+            activation: 1.5,
+            mask: mask_path("w", 7, "w_1", "png"),
+            sha256: "00".into(),
+        };
+        let text = index_text(&[r.clone(), r.clone()]);
+        assert_eq!(parse_index("i", &text).unwrap(), vec![r.clone(), r]);
+        let e = parse_index("index.jsonl", &(text + "{oops\n")).unwrap_err().to_string();
+        assert!(e.starts_with("index.jsonl, line 3"), "{e}");
+    }
+}
