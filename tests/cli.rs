@@ -211,37 +211,6 @@ fn bad_arguments_give_one_line_errors_and_leave_no_files() {
     assert!(left.is_empty(), "nothing written: {left:?}");
 }
 
-/// A PNG holding only a valid header (and an empty image stream) of any declared size.
-fn write_png_header(path: &Path, w: u32, h: u32) {
-    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
-        let mut c = (data.len() as u32).to_be_bytes().to_vec();
-        c.extend_from_slice(kind);
-        c.extend_from_slice(data);
-        let crc = crc32(&[kind, data].concat());
-        c.extend_from_slice(&crc.to_be_bytes());
-        c
-    }
-    let mut ihdr = w.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.extend(chunk(b"IHDR", &ihdr));
-    png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
-    png.extend(chunk(b"IEND", b""));
-    std::fs::write(path, png).unwrap();
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
 /// A one-file HTTP server on loopback with Range support. The first `break_first` responses
 /// are cut off after `cut` bytes, as a flaky network would. Returns the URL and a request log.
 fn serve(body: Vec<u8>, break_first: usize, cut: usize) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {

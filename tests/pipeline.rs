@@ -4,46 +4,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use image::{Rgb, RgbImage};
 use salient_tests::*;
 use serde_json::Value;
 
 const CLASSES: [&str; 3] = ["n00000001", "n00000002", "n00000003"];
 
-fn weights() -> String {
-    fixture("model.safetensors").display().to_string()
+fn make_folder(root: &Path, per_class: usize) {
+    make_image_folder(root, &CLASSES, per_class, true);
 }
 
-/// `root/<wnid>/<wnid>_<i>.png`: colored rectangles on textured backgrounds, different per
-/// class; plus one truncated JPEG and one empty file, which must be skipped and reported.
-fn make_folder(root: &Path, per_class: usize) {
-    let mut seed = 12345u64;
-    let mut rand = move || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (seed >> 33) as u32
-    };
-    for (c, wnid) in CLASSES.iter().enumerate() {
-        let dir = root.join(wnid);
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..per_class {
-            let (w, h) = (96 + rand() % 64, 80 + rand() % 48);
-            let bg = [rand() as u8, rand() as u8, rand() as u8];
-            let fg = [[255, 40, 40], [40, 200, 40], [40, 40, 255]][c];
-            let (x0, y0) = (rand() % (w / 2), rand() % (h / 2));
-            let img = RgbImage::from_fn(w, h, |x, y| {
-                if x >= x0 && x < x0 + w / 3 && y >= y0 && y < y0 + h / 3 {
-                    Rgb(fg)
-                } else {
-                    let t = ((x * (c as u32 + 1) + y * 3) % 17) as u8 * 8;
-                    Rgb([bg[0].wrapping_add(t), bg[1], bg[2].wrapping_sub(t)])
-                }
-            });
-            img.save(dir.join(format!("{wnid}_{i}.png"))).unwrap();
-        }
-    }
-    let jpeg = std::fs::read(fixture("images/rocket.jpg")).unwrap();
-    std::fs::write(root.join(CLASSES[1]).join("broken.JPEG"), &jpeg[..jpeg.len() / 3]).unwrap();
-    std::fs::write(root.join(CLASSES[2]).join("empty.jpg"), b"").unwrap();
+fn weights() -> String {
+    fixture("model.safetensors").display().to_string()
 }
 
 /// Two labelled features per class (Salient's CSV).

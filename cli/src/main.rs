@@ -12,7 +12,7 @@ mod progress;
 
 use clap::{Parser, Subcommand};
 
-use commands::{attack, build, convert, discover, eval, explain, fetch, labels, mask, merge, predict, rank, spuriosity};
+use commands::{attack, build, convert, discover, eval, explain, fetch, labels, mask, merge, predict, rank, site, spuriosity};
 
 /// Find the spurious features an image classifier relies on.
 ///
@@ -58,6 +58,7 @@ enum Command {
     Merge(merge::MergeArgs),
     Eval(eval::EvalArgs),
     Spuriosity(spuriosity::SpuriosityArgs),
+    Site(site::SiteArgs),
 }
 
 fn main() {
@@ -87,6 +88,7 @@ fn main() {
         Command::Merge(a) => merge::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Spuriosity(a) => spuriosity::run(a),
+        Command::Site(a) => site::run(a),
     };
     match result {
         Ok(()) => {}

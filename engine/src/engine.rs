@@ -23,6 +23,8 @@ pub struct Engine {
     pub source: String,
     /// The classifier's weights on the host, `[classes, F]` (torch layout).
     fc: Vec<f32>,
+    /// Names of the classes (from the weights' metadata, else ImageNet's for 1000 classes).
+    pub class_names: Vec<String>,
 }
 
 /// What one forward pass gives for one image, on the host.
@@ -49,7 +51,17 @@ impl Engine {
         let config = ResNetConfig::infer(sd)?;
         let model = config.load(sd, device)?.valid();
         let fc = sd.get("fc.weight", &[config.num_classes, config.feature_dim()])?.data.clone();
-        Ok(Engine { model, config, device: device.clone(), trained: true, source: sd.source.clone(), fc })
+        let class_names = match &sd.class_names {
+            Some(names) if names.len() == config.num_classes => names.clone(),
+            Some(names) => {
+                return Err(Error::checkpoint(
+                    &sd.source,
+                    format!("its metadata names {} classes, but the classifier has {}", names.len(), config.num_classes),
+                ));
+            }
+            None => default_names(config.num_classes),
+        };
+        Ok(Engine { model, config, device: device.clone(), trained: true, source: sd.source.clone(), fc, class_names })
     }
 
     /// Reads a checkpoint file (any supported format) and loads it.
@@ -69,7 +81,19 @@ impl Engine {
             }
         }
         let source = format!("untrained {} (random weights, seed {seed})", describe(&config));
-        Engine { model, config, device: device.clone(), trained: false, source, fc }
+        let class_names = default_names(config.num_classes);
+        Engine { model, config, device: device.clone(), trained: false, source, fc, class_names }
+    }
+
+    /// The name of class `index`.
+    pub fn class_name(&self, index: usize) -> String {
+        self.class_names.get(index).cloned().unwrap_or_else(|| format!("class {index}"))
+    }
+
+    /// `sulphur butterfly (325)` (`class 7` for unnamed classes).
+    pub fn class_label(&self, index: usize) -> String {
+        let name = self.class_name(index);
+        if name == format!("class {index}") { name } else { format!("{name} ({index})") }
     }
 
     /// The classifier's weights for `class`: `W[class, :]`, `[F]`.
@@ -124,6 +148,11 @@ impl Engine {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     pollster::block_on(f)
+}
+
+/// ImageNet's names for a 1000-class model, `class <i>` otherwise.
+fn default_names(classes: usize) -> Vec<String> {
+    (0..classes).map(|i| crate::imagenet::class_name(classes, i)).collect()
 }
 
 /// A tensor's values on the host.

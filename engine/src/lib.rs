@@ -22,6 +22,7 @@ pub mod importance;
 pub mod model;
 pub mod nam;
 pub mod preprocess;
+pub mod site;
 
 /// The burn version the engine is built on, for crates that hold its tensors.
 pub use burn;

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use image::{Rgb, RgbImage};
+
 /// `tests/fixtures`, or the folder named by `SALIENT_FULL_FIXTURES` for full-size runs.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -50,3 +52,124 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// `root/<wnid>/<wnid>_<i>.png`: colored rectangles on textured backgrounds, different per
+/// class; with `with_bad_files`, one truncated JPEG and one empty file, which must be skipped
+/// and reported.
+pub fn make_image_folder(root: &Path, classes: &[&str], per_class: usize, with_bad_files: bool) {
+    let mut seed = 12345u64;
+    let mut rand = move || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) as u32
+    };
+    for (c, wnid) in classes.iter().enumerate() {
+        let dir = root.join(wnid);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..per_class {
+            let (w, h) = (96 + rand() % 64, 80 + rand() % 48);
+            let bg = [rand() as u8, rand() as u8, rand() as u8];
+            let fg = [[255, 40, 40], [40, 200, 40], [40, 40, 255], [230, 200, 30]][c % 4];
+            let (x0, y0) = (rand() % (w / 2), rand() % (h / 2));
+            let img = RgbImage::from_fn(w, h, |x, y| {
+                if x >= x0 && x < x0 + w / 3 && y >= y0 && y < y0 + h / 3 {
+                    Rgb(fg)
+                } else {
+                    let t = ((x * (c as u32 + 1) + y * 3) % 17) as u8 * 8;
+                    Rgb([bg[0].wrapping_add(t), bg[1], bg[2].wrapping_sub(t)])
+                }
+            });
+            img.save(dir.join(format!("{wnid}_{i}.png"))).unwrap();
+        }
+    }
+    if with_bad_files {
+        let jpeg = std::fs::read(fixture("images/rocket.jpg")).unwrap();
+        std::fs::write(root.join(classes[1]).join("broken.JPEG"), &jpeg[..jpeg.len() / 3]).unwrap();
+        std::fs::write(root.join(classes[2]).join("empty.jpg"), b"").unwrap();
+    }
+}
+
+
+/// Serves the files under `root` on 127.0.0.1 under the URL prefix `prefix` (e.g. `/sub/path/`,
+/// as a GitHub Pages project site would), for as long as the test runs. Returns the base URL.
+pub fn serve_dir(root: PathBuf, prefix: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let base = format!("http://{}{prefix}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                if reader.read_line(&mut request).is_err() {
+                    return;
+                }
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let path = request.split_whitespace().nth(1).unwrap_or("/");
+                let path = path.split(['?', '#']).next().unwrap_or("/");
+                let file = path
+                    .strip_prefix(prefix)
+                    .filter(|p| !p.split('/').any(|s| s == ".."))
+                    .map(|p| root.join(if p.is_empty() { "index.html" } else { p }));
+                let mut out = stream;
+                match file.and_then(|f| std::fs::read(&f).ok().map(|b| (f, b))) {
+                    Some((f, body)) => {
+                        let kind = match f.extension().and_then(|e| e.to_str()).unwrap_or("") {
+                            "html" => "text/html; charset=utf-8",
+                            "js" => "text/javascript",
+                            "wasm" => "application/wasm",
+                            "css" => "text/css",
+                            "json" => "application/json",
+                            "png" => "image/png",
+                            "jpg" | "jpeg" => "image/jpeg",
+                            _ => "application/octet-stream",
+                        };
+                        let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                        let _ = out.write_all(&body);
+                    }
+                    None => {
+                        let _ = out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    }
+                }
+            });
+        }
+    });
+    base
+}
+
+/// A PNG holding only a valid header (and an empty image stream) of any declared size.
+pub fn write_png_header(path: &Path, w: u32, h: u32) {
+    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend_from_slice(kind);
+        c.extend_from_slice(data);
+        let crc = crc32(&[kind, data].concat());
+        c.extend_from_slice(&crc.to_be_bytes());
+        c
+    }
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
+    png.extend(chunk(b"IEND", b""));
+    std::fs::write(path, png).unwrap();
+}
+
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use salient_engine::attack::{AttackOptions, feature_attack};
 use salient_engine::engine::{block_on, host};
-use salient_engine::imagenet::class_name;
 use salient_engine::importance::{MeanFeatures, top_k};
 use salient_engine::{Engine, colormap, preprocess};
 
@@ -300,7 +299,7 @@ fn rank_and_render(engine: &Engine, folder: &ImageFolder, args: &DiscoverArgs) -
         classes.push(ClassEntry {
             class: class.index,
             wnid: class.wnid.clone(),
-            name: class_name(engine.config.num_classes, class.index),
+            name: engine.class_name(class.index),
             images: mean.count(),
             features,
         });

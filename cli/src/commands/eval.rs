@@ -9,7 +9,6 @@ use serde_json::json;
 use salient_engine::annotations::{Annotations, Bounds, Label};
 use salient_engine::dataset::{self, MaskRecord};
 use salient_engine::evaluation::{Classifier, OverTrials, add_masked_noise, batch_tensors, class_balanced, gaussian_noise, rcs};
-use salient_engine::imagenet::class_name;
 use salient_engine::preprocess::{self, model_view_gray};
 use salient_engine::burn::tensor::Tensor;
 use salient_engine::{Engine, decode, engine::block_on, engine::host};
@@ -376,7 +375,7 @@ fn mean(v: &[f64]) -> f64 {
 
 fn report(engine: &Engine, results: &[ClassResult], args: &EvalArgs) -> Result<String> {
     let name = |c: usize| {
-        let n = class_name(engine.config.num_classes, c);
+        let n = engine.class_name(c);
         if n.contains([',', '"']) { format!("\"{}\"", n.replace('"', "\"\"")) } else { n }
     };
     let sigma = format!("std_{}.csv", args.sigma);

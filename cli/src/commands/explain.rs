@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, GrayImage};
 use serde::Serialize;
-use salient_engine::imagenet::{class_label, class_name};
 use salient_engine::importance::top_k;
 use salient_engine::{colormap, nam, preprocess};
 
@@ -80,13 +79,13 @@ pub fn run(args: ExplainArgs) -> Result<()> {
             save_png(&DynamicImage::ImageRgb8(colormap::overlay(view, &mask)), &file("heatmap"))?;
             features.push(Feature { feature, importance, mask: shown(&file("mask")), heatmap: shown(&file("heatmap")) });
         }
-        let name = class_name(engine.config.num_classes, class);
+        let name = engine.class_name(class);
         let e = Explanation { image: shown(path), class, name, prob, features };
         if args.json {
             writeln!(out, "{}", serde_json::to_string(&e).expect("plain data"))?;
         } else {
             bar.suspend(|| -> Result<()> {
-                let label = class_label(engine.config.num_classes, e.class);
+                let label = engine.class_label(e.class);
                 writeln!(out, "{}: {label}, {:.1}%", e.image, e.prob * 100.0)?;
                 writeln!(out, "  feature  importance  heatmap")?;
                 for f in &e.features {

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use salient_engine::imagenet::{class_label, class_name};
 
 use crate::error::Result;
 use crate::inputs::expand;
@@ -53,13 +52,12 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let engine = args.model.engine()?;
     let paths = expand(&args.images)?;
     let bar = progress::bar(paths.len() as u64, "images", args.json);
-    let classes = engine.config.num_classes;
-    let mut out = std::io::stdout().lock();
+        let mut out = std::io::stdout().lock();
     super::for_each_output(&engine, &paths, args.batch_size, false, &bar, |path, _, o| {
         let top5: Vec<ClassProb> = o
             .top(5)
             .into_iter()
-            .map(|(class, prob)| ClassProb { class, name: class_name(classes, class), prob })
+            .map(|(class, prob)| ClassProb { class, name: engine.class_name(class), prob })
             .collect();
         if args.json {
             let p = Prediction { image: path.display().to_string(), top5, logits: &o.logits, features: &o.features };
@@ -68,7 +66,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
             bar.suspend(|| -> Result<()> {
                 writeln!(out, "{}", path.display())?;
                 for c in &top5 {
-                    writeln!(out, "  {:6.2}%  {}", c.prob * 100.0, class_label(classes, c.class))?;
+                    writeln!(out, "  {:6.2}%  {}", c.prob * 100.0, engine.class_label(c.class))?;
                 }
                 Ok(())
             })?;

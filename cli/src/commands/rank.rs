@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use salient_engine::imagenet::class_label;
 use salient_engine::importance::{MeanFeatures, top_k};
 
 use crate::error::Result;
@@ -74,7 +73,7 @@ pub fn run(args: RankArgs) -> Result<()> {
         if args.json {
             writeln!(out, "{}", serde_json::to_string(&Ranking { class: args.class, top }).expect("plain data"))?;
         } else {
-            let label = class_label(engine.config.num_classes, args.class);
+            let label = engine.class_label(args.class);
             writeln!(out, "{label}: top {} features over {} images", top.len(), mean.count())?;
             writeln!(out, "  rank  feature   importance")?;
             for (i, r) in top.iter().enumerate() {

@@ -16,7 +16,7 @@ use std::path::Path;
 use crate::error::Error;
 use crate::preprocess::Normalization;
 
-pub use safetensors_io::write_safetensors;
+pub use safetensors_io::{safetensors_bytes, write_safetensors};
 
 /// Element type of a stored tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +161,8 @@ pub struct StateDict {
     /// The input normalization stored with the weights, if any (robustness checkpoints carry
     /// theirs; safetensors written by `salient convert` keep it in their metadata).
     pub normalization: Option<Normalization>,
+    /// Class names stored with the weights (safetensors metadata), if any.
+    pub class_names: Option<Vec<String>>,
 }
 
 impl StateDict {
@@ -236,7 +238,7 @@ impl StateDict {
             named.iter().filter_map(|(n, e)| keep(n).map(|k| (k, *e))).collect();
         let entries: Vec<&torch::Entry> = kept.iter().map(|(_, e)| *e).collect();
         let tensors = catalog.load(&entries, source.as_mut()).map_err(fail)?;
-        let mut sd = StateDict { source: name.to_owned(), format, layout, tensors: BTreeMap::new(), normalization: None };
+        let mut sd = StateDict { source: name.to_owned(), format, layout, tensors: BTreeMap::new(), normalization: None, class_names: None };
         for ((key, _), t) in kept.into_iter().zip(tensors) {
             sd.insert(key, t)?;
         }

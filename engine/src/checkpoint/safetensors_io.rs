@@ -14,6 +14,8 @@ use crate::preprocess::Normalization;
 
 const MEAN_KEY: &str = "salient.normalize.mean";
 const STD_KEY: &str = "salient.normalize.std";
+/// A JSON array of class names.
+const CLASSES_KEY: &str = "salient.class_names";
 
 pub(super) fn read(name: &str, bytes: &[u8]) -> Result<StateDict, Error> {
     let fail = |m: String| Error::checkpoint(name, m);
@@ -33,6 +35,7 @@ pub(super) fn read(name: &str, bytes: &[u8]) -> Result<StateDict, Error> {
         layout,
         tensors: BTreeMap::new(),
         normalization: None,
+        class_names: None,
     };
     for (stored, view) in st.iter() {
         let Some(key) = keep(stored) else { continue };
@@ -62,6 +65,11 @@ pub(super) fn read(name: &str, bytes: &[u8]) -> Result<StateDict, Error> {
                 .collect()
         };
         sd.normalization = Some(Normalization::from_slices(name, &parse(mean)?, &parse(std)?)?);
+    }
+    if let Some(names) = meta.metadata().as_ref().and_then(|m| m.get(CLASSES_KEY)) {
+        let names: Vec<String> = serde_json::from_str(names)
+            .map_err(|e| fail(format!("metadata `{CLASSES_KEY}` is not a JSON list of names ({e})")))?;
+        sd.class_names = Some(names);
     }
     Ok(sd)
 }
@@ -108,6 +116,9 @@ pub fn safetensors_bytes(sd: &StateDict, half: bool) -> Result<Vec<u8>, Error> {
         let join = |v: [f32; 3]| v.map(|x| x.to_string()).join(",");
         meta.insert(MEAN_KEY.to_owned(), join(n.mean));
         meta.insert(STD_KEY.to_owned(), join(n.std));
+    }
+    if let Some(names) = &sd.class_names {
+        meta.insert(CLASSES_KEY.to_owned(), serde_json::to_string(names).expect("strings serialize"));
     }
     safetensors::serialize(outs.iter().map(|(k, o)| (k.as_str(), o)), Some(meta))
         .map_err(|e| Error::Invalid(format!("cannot serialize weights: {e}")))

@@ -54,19 +54,17 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage, Error> {
         return Err(fail("not a JPEG, PNG or WebP image".into()));
     };
     let format_name = format!("{format:?}").to_uppercase();
+
+    // Check the size from the header before decoding anything.
+    let size = imagesize::blob_size(bytes).map_err(|e| fail(format!("cannot read the {format_name} header ({e})")))?;
+    let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    check_size(clamp(size.width), clamp(size.height)).map_err(fail)?;
     #[cfg(not(target_arch = "wasm32"))]
     if format == ImageFormat::Jpeg {
         return jpeg::decode(bytes).map_err(fail);
     }
-    let reader = || ImageReader::with_format(Cursor::new(bytes), format);
 
-    // Check the size from the header before decoding anything.
-    let (w, h) = reader()
-        .into_dimensions()
-        .map_err(|e| fail(format!("cannot read the {format_name} header ({e})")))?;
-    check_size(w, h).map_err(fail)?;
-
-    let mut reader = reader();
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_DECODE_ALLOC);
     reader.limits(limits);
