@@ -10,7 +10,8 @@ SHELL := /bin/bash
 CACHE ?= $(HOME)/.cache/salient
 export CARGO_TARGET_DIR ?= $(CACHE)/target
 SALIENT_TOOLS ?= $(CACHE)/tools
-export PATH := $(SALIENT_TOOLS)/bin:$(PATH)
+WEB_TOOLS := $(CURDIR)/tests/browser/node_modules
+export PATH := $(SALIENT_TOOLS)/bin:$(WEB_TOOLS)/.bin:$(PATH)
 
 SALIENT := $(CARGO_TARGET_DIR)/release/salient
 DEMO_OUT ?= demo-out
@@ -18,7 +19,7 @@ TRUNK_VERSION := 0.21.14
 # Must equal the `wasm-bindgen` pin in app/Cargo.toml.
 WASM_BINDGEN_VERSION := 0.2.130
 
-.PHONY: demo test build site tools fixtures clean
+.PHONY: demo test build app site tools fixtures clean
 
 demo: build
 	@echo "== salient predict: the five most probable classes of each sample photo"
@@ -27,16 +28,16 @@ demo: build
 	@echo "== salient explain: the features behind each prediction, as heatmaps in $(DEMO_OUT)/"
 	$(SALIENT) explain --top 3 -o $(DEMO_OUT) public/samples
 
-test: tools
-	cargo test --release
-	$(MAKE) site
+# Every test, the browser tests in headless Chromium included (they need the app in dist/).
+test: tools app
+	SALIENT_BROWSER_TESTS=1 SALIENT_APP_DIR=$(CURDIR)/dist cargo test --release
 	@echo "make test: all tests passed"
 
 build:
 	cargo build --release -p salient
 
-# The web explorer, as a static site in dist/.
-site: tools
+# The web explorer's bundle (wasm, JS, CSS) in dist/.
+app: tools
 	cargo fetch --target wasm32-unknown-unknown --locked
 	trunk build --release
 
@@ -47,6 +48,12 @@ tools:
 		cargo install --root $(SALIENT_TOOLS) trunk --version $(TRUNK_VERSION) --locked
 	@wasm-bindgen --version 2>/dev/null | grep -q "$(WASM_BINDGEN_VERSION)" || \
 		cargo install --root $(SALIENT_TOOLS) wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+	@command -v chromium >/dev/null || { \
+		echo "installing Debian's chromium (browser tests)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@cmp -s tests/browser/package-lock.json $(WEB_TOOLS)/.installed-lock || \
+		(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock)
 
 # Regenerates tests/fixtures with PyTorch (by hand, never in CI): see tools/gen_fixtures.py.
 fixtures:
