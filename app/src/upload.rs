@@ -11,7 +11,7 @@ use salient_engine::annotations::Label;
 use salient_engine::decode::{self, MAX_FILE_BYTES};
 use salient_engine::importance::top_k;
 use salient_engine::site::SiteIndex;
-use salient_engine::{colormap, nam, preprocess};
+use salient_engine::{colormap, nam};
 use serde::Serialize;
 use wasm_bindgen_futures::JsFuture;
 
@@ -183,7 +183,7 @@ fn results(s: Shown) -> impl IntoView {
     view! {
         <div class="results" id="results">
             <div class="panels">
-                <figure><img src=s.view.clone() alt="" /><figcaption>{format!("{} (the 224×224 view the model sees)", s.name)}</figcaption></figure>
+                <figure><img src=s.view.clone() alt="" /><figcaption>{format!("{} (the view the model sees)", s.name)}</figcaption></figure>
                 {s.core.clone().map(|u| view! { <figure><img id="core-heatmap" src=u alt="" /><figcaption>"Core features: where the object is"</figcaption></figure> })}
                 {s.spurious.clone().map(|u| view! { <figure><img id="spurious-heatmap" src=u alt="" /><figcaption>"Spurious features: what merely co-occurs"</figcaption></figure> })}
                 <figure><img id="top-heatmap" src=s.top.clone() alt="" /><figcaption>"The five features behind the prediction"</figcaption></figure>
@@ -231,7 +231,6 @@ async fn analyze(handle: ModelHandle, site: &SiteIndex, file: web_sys::File) -> 
     let buffer = JsFuture::from(file.array_buffer()).await.map_err(|_| format!("{name}: the file could not be read"))?;
     let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
     let img = decode::decode_image(&name, &bytes).map_err(|e| e.to_string())?;
-    let view = preprocess::model_view(&img);
     // Wait for the model if it is still loading.
     let loaded = loop {
         if let Some(l) = handle.loaded.get_value() {
@@ -243,6 +242,7 @@ async fn analyze(handle: ModelHandle, site: &SiteIndex, file: web_sys::File) -> 
             _ => gloo_timer(100).await,
         }
     };
+    let view = loaded.engine.view.apply(&img);
     let out = loaded.engine.infer_async(std::slice::from_ref(&view), true).await.map_err(|e| e.to_string())?.remove(0);
     let maps = out.maps.as_ref().ok_or("no activation maps")?;
     let engine = &loaded.engine;
@@ -254,7 +254,7 @@ async fn analyze(handle: ModelHandle, site: &SiteIndex, file: web_sys::File) -> 
     let label_of = |j: usize| {
         site_class.and_then(|c| if c.core.contains(&j) { Some(Label::Core) } else if c.spurious.contains(&j) { Some(Label::Spurious) } else { None })
     };
-    let side = preprocess::CROP as usize;
+    let side = engine.view.side();
     let overlay = |features: &[usize]| -> Result<(String, Vec<u8>), String> {
         let mask = maps.soft_mask(features, side);
         Ok((png_url(&DynamicImage::ImageRgb8(colormap::overlay(&view, &mask)))?, nam::to_gray(&mask)))

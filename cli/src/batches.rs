@@ -10,7 +10,7 @@ use salient_engine::{Engine, ImageOutput};
 use crate::error::Result;
 use crate::inputs::load_views;
 
-/// What one image gave: its 224×224 view and the model's outputs, or why it could not be read.
+/// What one image gave: its view and the model's outputs, or why it could not be read.
 pub type Outcome<'a> = std::result::Result<(&'a RgbImage, &'a ImageOutput), salient_engine::Error>;
 
 /// Calls `each(i, outcome)` for every path, in order. An image that cannot be read is passed
@@ -23,12 +23,13 @@ pub fn run(
     mut each: impl FnMut(usize, Outcome<'_>) -> Result<()>,
 ) -> Result<()> {
     let batch = batch_size.max(1);
+    let view = engine.view;
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel(1);
         scope.spawn(move || {
             for (k, chunk) in paths.chunks(batch).enumerate() {
                 // A send fails only when the consumer stopped early: stop too.
-                if tx.send((k * batch, load_views(chunk))).is_err() {
+                if tx.send((k * batch, load_views(chunk, view))).is_err() {
                     break;
                 }
             }

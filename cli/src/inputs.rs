@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 use rayon::prelude::*;
-use salient_engine::{decode, preprocess};
+use salient_engine::decode;
+use salient_engine::preprocess::View;
 
 use crate::error::{Error, Result};
 
@@ -48,7 +49,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Decodes images in parallel into the model's 224×224 views; each failure keeps its message.
-pub fn load_views(paths: &[PathBuf]) -> Vec<Result<RgbImage, salient_engine::Error>> {
-    paths.par_iter().map(|p| decode::load_image(p).map(|img| preprocess::model_view(&img))).collect()
+/// Decodes images in parallel into a model's views; each failure keeps its message.
+pub fn load_views(paths: &[PathBuf], view: View) -> Vec<Result<RgbImage, salient_engine::Error>> {
+    paths.par_iter().map(|p| decode::load_image(p).map(|img| view.apply(&img))).collect()
 }

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::importance::{softmax, top_k};
 use crate::model::{ResNet, ResNetConfig};
 use crate::nam::FeatureMaps;
-use crate::preprocess::push_chw;
+use crate::preprocess::{View, push_chw};
 
 /// A loaded model.
 pub struct Engine {
@@ -25,6 +25,8 @@ pub struct Engine {
     fc: Vec<f32>,
     /// Names of the classes (from the weights' metadata, else ImageNet's for 1000 classes).
     pub class_names: Vec<String>,
+    /// The view of an image the model sees.
+    pub view: View,
 }
 
 /// What one forward pass gives for one image, on the host.
@@ -61,7 +63,8 @@ impl Engine {
             }
             None => default_names(config.num_classes),
         };
-        Ok(Engine { model, config, device: device.clone(), trained: true, source: sd.source.clone(), fc, class_names })
+        let view = sd.view.unwrap_or(View::IMAGENET);
+        Ok(Engine { model, config, device: device.clone(), trained: true, source: sd.source.clone(), fc, class_names, view })
     }
 
     /// Reads a checkpoint file (any supported format) and loads it.
@@ -82,7 +85,7 @@ impl Engine {
         }
         let source = format!("untrained {} (random weights, seed {seed})", describe(&config));
         let class_names = default_names(config.num_classes);
-        Engine { model, config, device: device.clone(), trained: false, source, fc, class_names }
+        Engine { model, config, device: device.clone(), trained: false, source, fc, class_names, view: View::IMAGENET }
     }
 
     /// The name of class `index`.
@@ -102,7 +105,7 @@ impl Engine {
         &self.fc[class * f..(class + 1) * f]
     }
 
-    /// `[N, 3, 224, 224]` from model views (see [`crate::preprocess::model_view`]).
+    /// `[N, 3, S, S]` from model views (see [`Engine::view`]).
     pub fn batch(&self, views: &[RgbImage]) -> Tensor<4> {
         let (w, h) = views.first().map_or((0, 0), |v| v.dimensions());
         let mut data = Vec::with_capacity(views.len() * 3 * (w * h) as usize);
@@ -148,6 +151,21 @@ impl Engine {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     pollster::block_on(f)
+}
+
+/// `[N, 3, S, S]` images in [0, 1] (an attack's result, say) back to 8-bit RGB views.
+pub async fn to_images(images: Tensor<4>) -> Result<Vec<RgbImage>, Error> {
+    let [n, _, h, w] = images.dims();
+    let pixels = host(images).await?;
+    let plane = h * w;
+    Ok((0..n)
+        .map(|k| {
+            RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                let i = y as usize * w + x as usize;
+                image::Rgb(std::array::from_fn(|c| (pixels[(k * 3 + c) * plane + i].clamp(0.0, 1.0) * 255.0).round() as u8))
+            })
+        })
+        .collect())
 }
 
 /// ImageNet's names for a 1000-class model, `class <i>` otherwise.

@@ -1,6 +1,6 @@
 //! The reference preprocessing, bit for bit where it can be: torchvision's `Resize(256)`
 //! (PIL bilinear with antialias) and `CenterCrop(224)` on an RGB image, then `ToTensor`
-//! (`[3, H, W]` floats in [0, 1]). Normalization happens inside the model (see
+//! (`[3, H, W]` floats in [0, 1]); other sizes for models that ask for them ([`View`]). Normalization happens inside the model (see
 //! [`crate::model::ResNet::forward`]), as in the robustness library's wrapper.
 
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
@@ -9,10 +9,53 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
-/// Shorter side after the resize.
-pub const RESIZE: u32 = 256;
-/// Side of the square centre crop the model sees.
-pub const CROP: u32 = 224;
+/// The square view a model sees: `Resize(resize)` (shorter side) then `CenterCrop(crop)`.
+/// ImageNet models: 256 and 224. Stored with the weights, so each model gets its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    pub resize: u32,
+    pub crop: u32,
+}
+
+impl View {
+    pub const IMAGENET: View = View { resize: 256, crop: 224 };
+
+    /// The view of an RGB image (`crop × crop`).
+    pub fn apply(&self, img: &RgbImage) -> RgbImage {
+        let (w, h) = img.dimensions();
+        let (nw, nh) = resized_size(w, h, self.resize);
+        let resized = resize_u8(img.as_raw(), w, h, 3, nw, nh);
+        let cropped = crop_u8(&resized, nw, 3, crop_origin(nw, nh, self.crop), self.crop);
+        RgbImage::from_raw(self.crop, self.crop, cropped).expect("crop has crop×crop pixels")
+    }
+
+    /// The same transform on a single-channel image. The Salient ImageNet evaluation applies
+    /// it to masks that are already 224×224, which zooms them by 8/7 about the centre; this
+    /// reproduces that quirk when asked to.
+    pub fn apply_gray(&self, img: &GrayImage) -> GrayImage {
+        let (w, h) = img.dimensions();
+        let (nw, nh) = resized_size(w, h, self.resize);
+        let resized = resize_u8(img.as_raw(), w, h, 1, nw, nh);
+        let cropped = crop_u8(&resized, nw, 1, crop_origin(nw, nh, self.crop), self.crop);
+        GrayImage::from_raw(self.crop, self.crop, cropped).expect("crop has crop×crop pixels")
+    }
+
+    /// Side of the view, in pixels.
+    pub fn side(&self) -> usize {
+        self.crop as usize
+    }
+
+    /// `resize,crop`, as stored in weights' metadata.
+    pub fn to_text(&self) -> String {
+        format!("{},{}", self.resize, self.crop)
+    }
+
+    pub fn from_text(text: &str) -> Option<View> {
+        let (r, c) = text.split_once(',')?;
+        let view = View { resize: r.trim().parse().ok()?, crop: c.trim().parse().ok()? };
+        (view.crop >= 16 && view.crop <= view.resize && view.resize <= 4096).then_some(view)
+    }
+}
 
 /// Per-channel input normalization `(x − mean) / std`, applied by the model after clamping to
 /// [0, 1].
@@ -83,24 +126,9 @@ fn crop_u8(buf: &[u8], w: u32, channels: usize, (x, y): (u32, u32), size: u32) -
     out
 }
 
-/// `Resize(RESIZE)` then `CenterCrop(CROP)`: the 224×224 view of an image the model sees.
+/// The ImageNet view of an image: `Resize(256)` then `CenterCrop(224)`.
 pub fn model_view(img: &RgbImage) -> RgbImage {
-    let (w, h) = img.dimensions();
-    let (nw, nh) = resized_size(w, h, RESIZE);
-    let resized = resize_u8(img.as_raw(), w, h, 3, nw, nh);
-    let cropped = crop_u8(&resized, nw, 3, crop_origin(nw, nh, CROP), CROP);
-    RgbImage::from_raw(CROP, CROP, cropped).expect("crop has CROP×CROP pixels")
-}
-
-/// The same transform on a single-channel 8-bit image. The Salient ImageNet evaluation applies
-/// it to masks that are already 224×224, which zooms them by 8/7 about the centre; this
-/// reproduces that quirk when asked to.
-pub fn model_view_gray(img: &GrayImage) -> GrayImage {
-    let (w, h) = img.dimensions();
-    let (nw, nh) = resized_size(w, h, RESIZE);
-    let resized = resize_u8(img.as_raw(), w, h, 1, nw, nh);
-    let cropped = crop_u8(&resized, nw, 1, crop_origin(nw, nh, CROP), CROP);
-    GrayImage::from_raw(CROP, CROP, cropped).expect("crop has CROP×CROP pixels")
+    View::IMAGENET.apply(img)
 }
 
 /// `ToTensor`: `[3, H, W]` floats in [0, 1], appended to `out`.
@@ -133,6 +161,14 @@ mod tests {
         // (341 − 224) / 2 = 58.5 → 58; (257 − 224) / 2 = 16.5 → 16; (259 − 224)/2 = 17.5 → 18
         assert_eq!(crop_origin(341, 256, 224), (58, 16));
         assert_eq!(crop_origin(257, 259, 224), (16, 18));
+    }
+
+    #[test]
+    fn views_round_trip_as_text() {
+        assert_eq!(View::from_text("256,224"), Some(View::IMAGENET));
+        assert_eq!(View::from_text(&View { resize: 128, crop: 112 }.to_text()), Some(View { resize: 128, crop: 112 }));
+        assert_eq!(View::from_text("100,200"), None);
+        assert_eq!(View::from_text("x"), None);
     }
 
     #[test]

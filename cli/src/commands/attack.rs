@@ -3,11 +3,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use image::{DynamicImage, RgbImage};
+use image::DynamicImage;
 use serde::Serialize;
 use salient_engine::attack::{AttackOptions, feature_attack};
-use salient_engine::engine::{block_on, host};
-use salient_engine::{decode, preprocess};
+use salient_engine::decode;
+use salient_engine::engine::{block_on, host, to_images};
 
 use crate::error::Result;
 use crate::model::{ModelArgs, check_features};
@@ -62,20 +62,14 @@ pub fn run(args: AttackArgs) -> Result<()> {
     }
     let engine = args.model.engine()?;
     check_features(&engine, &[args.feature])?;
-    let view = preprocess::model_view(&decode::load_image(&args.image)?);
+    let view = engine.view.apply(&decode::load_image(&args.image)?);
     let bar = progress::bar(args.steps as u64, "steps", args.json);
     let options = AttackOptions { steps: args.steps, step_size: args.step_size };
     let attacked = feature_attack(&engine.model, engine.batch(&[view]), args.feature, options, |_| bar.inc(1));
     bar.finish_and_clear();
     let before = block_on(host(attacked.before))?[0];
     let after = block_on(host(attacked.after))?[0];
-    let pixels = block_on(host(attacked.images))?;
-    let size = preprocess::CROP;
-    let plane = (size * size) as usize;
-    let img = RgbImage::from_fn(size, size, |x, y| {
-        let i = (y * size + x) as usize;
-        image::Rgb(std::array::from_fn(|c| (pixels[c * plane + i].clamp(0.0, 1.0) * 255.0).round() as u8))
-    });
+    let img = block_on(to_images(attacked.images))?.remove(0);
     save_png(&DynamicImage::ImageRgb8(img), &args.out)?;
     let mut out = std::io::stdout().lock();
     if args.json {

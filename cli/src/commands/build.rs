@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use salient_engine::annotations::{Annotations, Bounds, Label, Pair};
 use salient_engine::dataset::{self, MaskRecord};
-use salient_engine::{nam, preprocess};
+use salient_engine::nam;
 
 use crate::batches;
 use crate::error::{Error, Result};
@@ -127,6 +127,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
         "annotations": crate::pipeline::manifest::file_sha256(&args.annotations)?,
         "per_feature": args.per_feature,
         "classes": only,
+        "view": engine.view.to_text(),
     });
     if !shard.is_whole() {
         params["shard"] = json!(format!("{}/{}", shard.index, shard.count));
@@ -188,7 +189,7 @@ fn build_class(
         Ok(())
     })?;
 
-    let side = preprocess::CROP as usize;
+    let side = engine.view.side();
     let (h, w) = (7, 7);
     let mut records = Vec::new();
     let mut columns = Vec::new();

@@ -9,9 +9,9 @@ use image::{DynamicImage, ImageFormat, RgbImage};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use salient_engine::attack::{AttackOptions, feature_attack};
-use salient_engine::engine::{block_on, host};
+use salient_engine::engine::{block_on, to_images};
 use salient_engine::importance::{MeanFeatures, top_k};
-use salient_engine::{Engine, colormap, preprocess};
+use salient_engine::{Engine, colormap};
 
 use crate::batches;
 use crate::error::{Error, Result};
@@ -379,24 +379,17 @@ fn render_pair(engine: &Engine, folder: &ImageFolder, class: usize, fe: &Feature
         return Ok(shown);
     }
     let paths: Vec<PathBuf> = images.iter().map(|t| folder.root.join(&t.image)).collect();
-    let views: Vec<RgbImage> = load_views(&paths).into_iter().collect::<std::result::Result<_, _>>()?;
+    let views: Vec<RgbImage> = load_views(&paths, engine.view).into_iter().collect::<std::result::Result<_, _>>()?;
     let outs = engine.infer(&views, true)?;
     for ((s, view), out) in shown.iter().zip(&views).zip(&outs) {
-        let mask = out.maps.as_ref().expect("maps were asked for").soft_mask(&[fe.feature], preprocess::CROP as usize);
+        let mask = out.maps.as_ref().expect("maps were asked for").soft_mask(&[fe.feature], engine.view.side());
         write(&args.out.join(&s.view), &encode(&DynamicImage::ImageRgb8(view.clone()), ImageFormat::Jpeg)?)?;
         write(&args.out.join(&s.heatmap), &encode(&DynamicImage::ImageRgb8(colormap::overlay(view, &mask)), ImageFormat::Png)?)?;
     }
     if args.attack_steps > 0 {
         let options = AttackOptions { steps: args.attack_steps, step_size: args.step_size };
         let attacked = feature_attack(&engine.model, engine.batch(&views), fe.feature, options, |_| {});
-        let pixels = block_on(host(attacked.images))?;
-        let side = preprocess::CROP;
-        let plane = (side * side) as usize;
-        for (k, s) in shown.iter().enumerate() {
-            let img = RgbImage::from_fn(side, side, |x, y| {
-                let i = (y * side + x) as usize;
-                image::Rgb(std::array::from_fn(|c| (pixels[(k * 3 + c) * plane + i].clamp(0.0, 1.0) * 255.0).round() as u8))
-            });
+        for (s, img) in shown.iter().zip(block_on(to_images(attacked.images))?) {
             let path = args.out.join(s.attack.as_ref().expect("attack on"));
             write(&path, &encode(&DynamicImage::ImageRgb8(img), ImageFormat::Png)?)?;
         }

@@ -9,7 +9,6 @@ use serde_json::json;
 use salient_engine::annotations::{Annotations, Bounds, Label};
 use salient_engine::dataset::{self, MaskRecord};
 use salient_engine::evaluation::{Classifier, OverTrials, add_masked_noise, batch_tensors, class_balanced, gaussian_noise, rcs};
-use salient_engine::preprocess::{self, model_view_gray};
 use salient_engine::burn::tensor::Tensor;
 use salient_engine::{Engine, decode, engine::block_on, engine::host};
 
@@ -269,7 +268,7 @@ fn eval_class(engine: &Engine, class: usize, cm: &ClassMasks, args: &EvalArgs, b
     for (name, source) in &sources {
         match decode::load_image(&args.images.join(source)) {
             Ok(img) => {
-                views.insert(name, preprocess::model_view(&img));
+                views.insert(name, engine.view.apply(&img));
             }
             Err(e) => skipped.push(Skipped { image: source.to_string(), reason: e.to_string() }),
         }
@@ -288,8 +287,13 @@ fn eval_class(engine: &Engine, class: usize, cm: &ClassMasks, args: &EvalArgs, b
         let path = args.dataset.join(rel);
         let img = image::open(&path).map_err(|e| salient_engine::Error::image(&path, format!("cannot read the mask ({e})")))?;
         let gray = img.to_luma8();
-        if gray.dimensions() != (preprocess::CROP, preprocess::CROP) {
-            return Err(Error::Usage(format!("{}: masks must be 224×224, this one is {:?}", path.display(), gray.dimensions())));
+        let side = engine.view.crop;
+        if gray.dimensions() != (side, side) {
+            return Err(Error::Usage(format!(
+                "{}: the model sees {side}×{side} views, but this mask is {:?}",
+                path.display(),
+                gray.dimensions()
+            )));
         }
         Ok(gray)
     };
@@ -314,7 +318,7 @@ fn eval_class(engine: &Engine, class: usize, cm: &ClassMasks, args: &EvalArgs, b
         let items: Vec<(&str, Vec<f32>)> = per_image
             .into_iter()
             .map(|(n, m)| {
-                let m = if args.mask_quirk { model_view_gray(&m) } else { m };
+                let m = if args.mask_quirk { engine.view.apply_gray(&m) } else { m };
                 (n, m.as_raw().iter().map(|v| f32::from(*v) / 255.0).collect())
             })
             .collect();
@@ -324,7 +328,7 @@ fn eval_class(engine: &Engine, class: usize, cm: &ClassMasks, args: &EvalArgs, b
             let mut correct = 0usize;
             for chunk in items.chunks(args.batch_size.max(1)) {
                 let imgs: Vec<RgbImage> = chunk.iter().map(|(n, _)| views[n].clone()).collect();
-                let side = preprocess::CROP as usize;
+                let side = engine.view.side();
                 let noise: Vec<Vec<f32>> =
                     chunk.iter().map(|(n, _)| gaussian_noise(args.seed, trial, &format!("{key}/{n}"), 3 * side * side)).collect();
                 let ms: Vec<Vec<f32>> = chunk.iter().map(|(_, m)| m.clone()).collect();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use image::{DynamicImage, GrayImage};
 use serde::Serialize;
 use salient_engine::importance::top_k;
-use salient_engine::{colormap, nam, preprocess};
+use salient_engine::{colormap, nam};
 
 use crate::error::Result;
 use crate::inputs::expand;
@@ -64,7 +64,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out).map_err(|e| salient_engine::Error::write(&args.out, e))?;
     let bar = progress::bar(paths.len() as u64, "images", args.json);
     let mut out = std::io::stdout().lock();
-    let size = preprocess::CROP;
+    let size = engine.view.crop;
     super::for_each_output(&engine, &paths, 4, true, &bar, |path, view, o| {
         let (class, prob) = o.top(1)[0];
         let scores: Vec<f32> = o.features.iter().zip(engine.class_weights(class)).map(|(r, w)| r * w).collect();

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use image::{DynamicImage, GrayImage};
-use salient_engine::{colormap, decode, nam, preprocess};
+use salient_engine::{colormap, decode, nam};
 
 use crate::error::Result;
 use crate::model::{ModelArgs, check_features};
@@ -12,7 +12,8 @@ use crate::output::save_png;
 /// Write the soft mask of one or more neural features over an image.
 ///
 /// The mask is the feature's 7×7 layer4 activation map divided by its maximum, upsampled
-/// bilinearly to the 224×224 view the model sees (Resize(256), CenterCrop(224)); several
+/// bilinearly to the view the model sees (224×224 for ImageNet models: Resize(256),
+/// CenterCrop(224)); several
 /// features combine by pixelwise maximum. It is written as an 8-bit grayscale PNG with value
 /// round(255·mask). --overlay also writes the heatmap as the paper draws it (JET colours over
 /// the image; red = high activation).
@@ -41,10 +42,10 @@ pub struct MaskArgs {
 pub fn run(args: MaskArgs) -> Result<()> {
     let engine = args.model.engine()?;
     check_features(&engine, &args.feature)?;
-    let view = preprocess::model_view(&decode::load_image(&args.image)?);
+    let view = engine.view.apply(&decode::load_image(&args.image)?);
     let out = engine.infer(std::slice::from_ref(&view), true)?.remove(0);
     let maps = out.maps.expect("maps were asked for");
-    let size = preprocess::CROP as usize;
+    let size = engine.view.side();
     let mask = maps.soft_mask(&args.feature, size);
     let gray = GrayImage::from_raw(size as u32, size as u32, nam::to_gray(&mask)).expect("sized mask");
     save_png(&DynamicImage::ImageLuma8(gray), &args.out)?;

@@ -3,16 +3,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, ImageFormat, RgbImage};
+use image::{DynamicImage, ImageFormat};
 use rayon::prelude::*;
 use salient_engine::annotations::Label;
 use salient_engine::attack::{AttackOptions, feature_attack};
 use salient_engine::dataset::{self, MaskRecord};
-use salient_engine::engine::{block_on, describe, host};
+use salient_engine::engine::{block_on, describe, to_images};
 use salient_engine::site::{
     ANNOTATE, AnnotateImage, AnnotateIndex, AnnotatePair, ClassPage, FeaturePage, INDEX, SiteClass, SiteImage, SiteIndex, SiteModel,
 };
-use salient_engine::{Engine, ResNetConfig, StateDict, checkpoint, decode, imagenet, preprocess};
+use salient_engine::preprocess::View;
+use salient_engine::{Engine, ResNetConfig, StateDict, checkpoint, decode, imagenet};
 
 use crate::error::{Error, Result};
 use crate::model::ModelArgs;
@@ -84,6 +85,19 @@ pub fn run(args: SiteArgs) -> Result<()> {
         Some(w) => Some(ModelArgs { weights: Some(w.clone()), backend: salient_engine::Backend::Flex }.engine()?),
         None => None,
     };
+    // The view the masks were made on: the dataset's (ImageNet's for the paper's release).
+    let view = match crate::pipeline::manifest::Manifest::read(&args.dataset) {
+        Ok(m) => m.params.get("view").and_then(|v| v.as_str()).and_then(View::from_text).unwrap_or(View::IMAGENET),
+        Err(_) => View::IMAGENET,
+    };
+    if let Some(e) = &engine
+        && e.view != view
+    {
+        return Err(Error::Usage(format!(
+            "the dataset was built for {}×{} views but these weights see {}×{}: give the weights it was built with",
+            view.crop, view.crop, e.view.crop, e.view.crop
+        )));
+    }
     let class_name = |class: usize, wnid: &str| match &engine {
         Some(e) => e.class_name(class),
         None => imagenet::index_of(wnid).map_or_else(|| wnid.to_owned(), |i| imagenet::class_name(1000, i)),
@@ -101,7 +115,7 @@ pub fn run(args: SiteArgs) -> Result<()> {
             let rel = format!("data/thumbs/{}/{}.jpg", r.wnid, r.image);
             let done = decode::load_image(&args.images.join(source))
                 .map_err(Error::from)
-                .and_then(|img| encode(&DynamicImage::ImageRgb8(preprocess::model_view(&img)), ImageFormat::Jpeg))
+                .and_then(|img| encode(&DynamicImage::ImageRgb8(view.apply(&img)), ImageFormat::Jpeg))
                 .and_then(|bytes| write(&args.out.join(&rel), &bytes))
                 .map(|()| rel);
             bar.inc(1);
@@ -253,16 +267,10 @@ fn attack_image(args: &SiteArgs, engine: Option<&Engine>, class: usize, feature:
         }
     }
     let Some(engine) = engine.filter(|_| args.attack_steps > 0) else { return Ok(None) };
-    let view = preprocess::model_view(&decode::load_image(&args.images.join(&top.source))?);
+    let view = engine.view.apply(&decode::load_image(&args.images.join(&top.source))?);
     let options = AttackOptions { steps: args.attack_steps, step_size: 10.0 };
     let attacked = feature_attack(&engine.model, engine.batch(&[view]), feature, options, |_| {});
-    let pixels = block_on(host(attacked.images))?;
-    let side = preprocess::CROP;
-    let plane = (side * side) as usize;
-    let img = RgbImage::from_fn(side, side, |x, y| {
-        let i = (y * side + x) as usize;
-        image::Rgb(std::array::from_fn(|c| (pixels[c * plane + i].clamp(0.0, 1.0) * 255.0).round() as u8))
-    });
+    let img = block_on(to_images(attacked.images))?.remove(0);
     write(&args.out.join(&rel), &encode(&DynamicImage::ImageRgb8(img), ImageFormat::Png)?)?;
     Ok(Some(rel))
 }
@@ -316,6 +324,7 @@ fn write_model(weights: &Path, engine: &Engine, args: &SiteArgs) -> Result<SiteM
     let (_, used) = config.load_with_keys(&sd, &salient_engine::burn::tensor::Device::flex())?;
     sd.tensors.retain(|k, _| used.contains(k));
     sd.class_names = Some(engine.class_names.clone());
+    sd.view = Some(engine.view);
     let bytes = checkpoint::safetensors_bytes(&sd, true)?;
     let chunk = args.chunk_mib.max(1) << 20;
     let mut chunks = Vec::new();

@@ -14,7 +14,7 @@ use std::io::{Cursor, Read, Seek};
 use std::path::Path;
 
 use crate::error::Error;
-use crate::preprocess::Normalization;
+use crate::preprocess::{Normalization, View};
 
 pub use safetensors_io::{safetensors_bytes, write_safetensors};
 
@@ -163,6 +163,8 @@ pub struct StateDict {
     pub normalization: Option<Normalization>,
     /// Class names stored with the weights (safetensors metadata), if any.
     pub class_names: Option<Vec<String>>,
+    /// The input view the model was trained on, if not ImageNet's (safetensors metadata).
+    pub view: Option<View>,
 }
 
 impl StateDict {
@@ -238,7 +240,7 @@ impl StateDict {
             named.iter().filter_map(|(n, e)| keep(n).map(|k| (k, *e))).collect();
         let entries: Vec<&torch::Entry> = kept.iter().map(|(_, e)| *e).collect();
         let tensors = catalog.load(&entries, source.as_mut()).map_err(fail)?;
-        let mut sd = StateDict { source: name.to_owned(), format, layout, tensors: BTreeMap::new(), normalization: None, class_names: None };
+        let mut sd = StateDict { source: name.to_owned(), format, layout, tensors: BTreeMap::new(), normalization: None, class_names: None, view: None };
         for ((key, _), t) in kept.into_iter().zip(tensors) {
             sd.insert(key, t)?;
         }

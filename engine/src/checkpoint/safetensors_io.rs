@@ -6,16 +6,18 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use safetensors::{Dtype, SafeTensors, View};
+use safetensors::{Dtype, SafeTensors, View as TensorView};
 
 use super::{DType, Format, HostTensor, StateDict, classify, torch::MAX_TENSORS};
 use crate::error::Error;
-use crate::preprocess::Normalization;
+use crate::preprocess::{Normalization, View};
 
 const MEAN_KEY: &str = "salient.normalize.mean";
 const STD_KEY: &str = "salient.normalize.std";
 /// A JSON array of class names.
 const CLASSES_KEY: &str = "salient.class_names";
+/// The model's input view, `resize,crop`.
+const VIEW_KEY: &str = "salient.view";
 
 pub(super) fn read(name: &str, bytes: &[u8]) -> Result<StateDict, Error> {
     let fail = |m: String| Error::checkpoint(name, m);
@@ -36,6 +38,7 @@ pub(super) fn read(name: &str, bytes: &[u8]) -> Result<StateDict, Error> {
         tensors: BTreeMap::new(),
         normalization: None,
         class_names: None,
+        view: None,
     };
     for (stored, view) in st.iter() {
         let Some(key) = keep(stored) else { continue };
@@ -71,6 +74,9 @@ pub(super) fn read(name: &str, bytes: &[u8]) -> Result<StateDict, Error> {
             .map_err(|e| fail(format!("metadata `{CLASSES_KEY}` is not a JSON list of names ({e})")))?;
         sd.class_names = Some(names);
     }
+    if let Some(v) = meta.metadata().as_ref().and_then(|m| m.get(VIEW_KEY)) {
+        sd.view = Some(View::from_text(v).ok_or_else(|| fail(format!("metadata `{VIEW_KEY}` is {v:?}, not `resize,crop`")))?);
+    }
     Ok(sd)
 }
 
@@ -81,7 +87,7 @@ struct Out {
     bytes: Vec<u8>,
 }
 
-impl View for &Out {
+impl TensorView for &Out {
     fn dtype(&self) -> Dtype {
         self.dtype
     }
@@ -116,6 +122,9 @@ pub fn safetensors_bytes(sd: &StateDict, half: bool) -> Result<Vec<u8>, Error> {
         let join = |v: [f32; 3]| v.map(|x| x.to_string()).join(",");
         meta.insert(MEAN_KEY.to_owned(), join(n.mean));
         meta.insert(STD_KEY.to_owned(), join(n.std));
+    }
+    if let Some(v) = sd.view {
+        meta.insert(VIEW_KEY.to_owned(), v.to_text());
     }
     if let Some(names) = &sd.class_names {
         meta.insert(CLASSES_KEY.to_owned(), serde_json::to_string(names).expect("strings serialize"));

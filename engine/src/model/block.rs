@@ -8,6 +8,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::Tensor;
 
 use super::source::ParamSource;
+use crate::checkpoint::HostTensor;
 use crate::error::Error;
 
 /// `conv` (no bias) then eval-mode `bn`, as every torchvision ResNet convolution is.
@@ -66,6 +67,22 @@ impl ConvBn {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.bn.forward(self.conv.forward(x))
     }
+
+    /// Host copies of the parameters under their torchvision keys (the inverse of [`Self::build`]).
+    pub fn export(&self, conv: &str, bn: &str, out: &mut Vec<(String, HostTensor)>) {
+        out.push((format!("{conv}.weight"), host_tensor(self.conv.weight.val())));
+        out.push((format!("{bn}.weight"), host_tensor(self.bn.gamma.val())));
+        out.push((format!("{bn}.bias"), host_tensor(self.bn.beta.val())));
+        out.push((format!("{bn}.running_mean"), host_tensor(self.bn.running_mean.value())));
+        out.push((format!("{bn}.running_var"), host_tensor(self.bn.running_var.value())));
+    }
+}
+
+/// A tensor's values on the host, f32 (synchronous: native use only).
+pub(crate) fn host_tensor<const D: usize>(t: Tensor<D>) -> HostTensor {
+    let shape = t.dims().to_vec();
+    let data = t.into_data().try_to_vec::<f32>().unwrap_or_default();
+    HostTensor { shape, dtype: crate::checkpoint::DType::F32, data }
 }
 
 /// A residual block: its convolutions with ReLU between them, plus the shortcut
@@ -91,6 +108,16 @@ impl Block {
             .map(|s| ConvBn::build(s, &format!("{prefix}.downsample.0"), &format!("{prefix}.downsample.1"), src))
             .transpose()?;
         Ok(Block { convs, downsample })
+    }
+
+    /// Host copies of the parameters, `prefix` being the block's torchvision name.
+    pub fn export(&self, prefix: &str, out: &mut Vec<(String, HostTensor)>) {
+        for (i, c) in self.convs.iter().enumerate() {
+            c.export(&format!("{prefix}.conv{}", i + 1), &format!("{prefix}.bn{}", i + 1), out);
+        }
+        if let Some(d) = &self.downsample {
+            d.export(&format!("{prefix}.downsample.0"), &format!("{prefix}.downsample.1"), out);
+        }
     }
 
     /// `[N, C_in, H, W]` → `[N, C_out, H / stride, W / stride]`, post-ReLU.

@@ -28,6 +28,17 @@ pub enum BlockKind {
     Bottleneck,
 }
 
+/// The first layers, before the residual stages.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum Stem {
+    /// torchvision's: 7×7 convolution with stride 2, then 3×3 max-pool with stride 2 (×32
+    /// downsampling in all: 7×7 maps for 224×224 inputs).
+    ImageNet,
+    /// For small images: a 3×3 convolution with stride 2 and no max-pool (×16 downsampling:
+    /// 7×7 maps for 112×112 inputs). Same keys as torchvision's.
+    Compact,
+}
+
 /// A torchvision-compatible ResNet: `resnet50()` is the robust model's architecture.
 #[derive(Config, Debug, PartialEq)]
 pub struct ResNetConfig {
@@ -46,6 +57,8 @@ pub struct ResNetConfig {
     pub groups: usize,
     #[config(default = 1000)]
     pub num_classes: usize,
+    #[config(default = "Stem::ImageNet")]
+    pub stem: Stem,
 }
 
 impl ResNetConfig {
@@ -126,7 +139,8 @@ impl ResNetConfig {
             }
         }
         let num_classes = sd.shape("fc.weight").map(|s| s[0]).ok_or_else(|| fail("tensor `fc.weight` is missing".into()))?;
-        let mut config = Self::new(block, layers).with_base_width(base_width).with_num_classes(num_classes);
+        let stem = if stem[2] == 3 { Stem::Compact } else { Stem::ImageNet };
+        let mut config = Self::new(block, layers).with_base_width(base_width).with_num_classes(num_classes).with_stem(stem);
         if block == BlockKind::Bottleneck {
             // Width and groups from the first bottleneck; if its shapes are inconsistent, assume
             // a plain bottleneck and let loading name the tensor that does not fit.
@@ -158,7 +172,11 @@ impl ResNetConfig {
     }
 
     fn build(&self, src: &mut dyn ParamSource, normalization: Normalization) -> Result<ResNet, Error> {
-        let stem = ConvBn::build(ConvSpec::new(3, self.base_width, 7, 2), "conv1", "bn1", src)?;
+        let kernel = match self.stem {
+            Stem::ImageNet => 7,
+            Stem::Compact => 3,
+        };
+        let stem = ConvBn::build(ConvSpec::new(3, self.base_width, kernel, 2), "conv1", "bn1", src)?;
         let expansion = self.expansion();
         let mut c_in = self.base_width;
         let mut stages = Vec::with_capacity(4);
@@ -188,10 +206,9 @@ impl ResNetConfig {
         let (weight, bias) = src.linear("fc", c_in, self.num_classes)?;
         Ok(ResNet {
             stem,
-            maxpool: MaxPool2dConfig::new([3, 3])
-                .with_strides([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(),
+            maxpool: (self.stem == Stem::ImageNet).then(|| {
+                MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init()
+            }),
             stages,
             fc: Linear { weight: burn::module::Param::from_tensor(weight), bias: Some(burn::module::Param::from_tensor(bias)) },
             mean: normalization.mean,
@@ -210,7 +227,8 @@ fn sample_keys(sd: &StateDict) -> String {
 pub struct ResNet {
     /// `conv1` + `bn1`.
     pub stem: ConvBn,
-    pub maxpool: MaxPool2d,
+    /// `None` for the compact stem.
+    pub maxpool: Option<MaxPool2d>,
     /// `layer1` … `layer4`.
     pub stages: Vec<Vec<Block>>,
     pub fc: Linear,
@@ -240,13 +258,16 @@ impl ResNet {
         Forward { logits, features, layer4 }
     }
 
-    /// `[N, 3, H, W]` → `[N, F, H/32, W/32]`.
+    /// `[N, 3, H, W]` → `[N, F, H/32, W/32]` (`H/16` with the compact stem).
     pub fn layer4(&self, images: Tensor<4>) -> Tensor<4> {
         let device = images.device();
         let mean = Tensor::<1>::from_floats(self.mean, &device).reshape([1, 3, 1, 1]);
         let std = Tensor::<1>::from_floats(self.std, &device).reshape([1, 3, 1, 1]);
         let x = (images.clamp(0.0, 1.0) - mean) / std;
-        let mut x = self.maxpool.forward(relu(self.stem.forward(x)));
+        let mut x = relu(self.stem.forward(x));
+        if let Some(pool) = &self.maxpool {
+            x = pool.forward(x);
+        }
         for block in self.stages.iter().flatten() {
             x = block.forward(x);
         }
@@ -265,5 +286,56 @@ impl ResNet {
 
     pub fn num_classes(&self) -> usize {
         self.fc.weight.dims()[1]
+    }
+
+    /// The weights as a torchvision state dict on the host, with this model's normalization
+    /// (the inverse of [`ResNetConfig::load`]).
+    pub fn state_dict(&self, source: &str) -> StateDict {
+        let mut out = Vec::new();
+        self.stem.export("conv1", "bn1", &mut out);
+        for (s, blocks) in self.stages.iter().enumerate() {
+            for (b, block) in blocks.iter().enumerate() {
+                block.export(&format!("layer{}.{b}", s + 1), &mut out);
+            }
+        }
+        // burn's Linear holds [d_in, d_out]; torch stores [d_out, d_in].
+        let w = block::host_tensor(self.fc.weight.val().transpose());
+        out.push(("fc.weight".into(), w));
+        if let Some(b) = &self.fc.bias {
+            out.push(("fc.bias".into(), block::host_tensor(b.val())));
+        }
+        StateDict {
+            source: source.to_owned(),
+            format: crate::checkpoint::Format::Safetensors,
+            layout: crate::checkpoint::Layout::Torchvision,
+            tensors: out.into_iter().collect(),
+            normalization: Some(Normalization { mean: self.mean, std: self.std }),
+            class_names: None,
+            view: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn state_dict_round_trips_through_load() {
+        let device = Device::flex();
+        for config in [
+            ResNetConfig::resnet18().with_base_width(8).with_num_classes(7),
+            ResNetConfig::new(BlockKind::Bottleneck, [2, 1, 1, 1]).with_base_width(8).with_num_classes(5).with_stem(Stem::Compact),
+        ] {
+            let model = config.init(&device, 3);
+            let sd = model.state_dict("test");
+            assert_eq!(ResNetConfig::infer(&sd).unwrap(), config);
+            let back = config.load(&sd, &device).unwrap();
+            let x = Tensor::<4>::random([2, 3, 64, 64], Distribution::Uniform(0.0, 1.0), &device);
+            let (a, b) = (model.valid().forward(x.clone()).logits, back.forward(x).logits);
+            let diff: f32 = (a - b).abs().max().into_scalar();
+            assert!(diff < 1e-5, "{diff}");
+        }
     }
 }
