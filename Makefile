@@ -1,6 +1,7 @@
 # Salient: the two commands of the README, and their parts.
 #
-#   make demo   runs the main job on the built-in default (the bundled sample photos)
+#   make demo   runs the main job on the built-in default: the synthetic benchmark through the
+#               whole pipeline, then the explorer site, served on 127.0.0.1
 #   make test   runs every test
 #
 # Build outputs and tools are cached outside the clone (a fresh clone of the same machine
@@ -19,14 +20,35 @@ TRUNK_VERSION := 0.21.14
 # Must equal the `wasm-bindgen` pin in app/Cargo.toml.
 WASM_BINDGEN_VERSION := 0.2.130
 
-.PHONY: demo test build app site tools fixtures clean
+.PHONY: demo test build app site synth-models tools fixtures clean
 
-demo: build
-	@echo "== salient predict: the five most probable classes of each sample photo"
-	$(SALIENT) predict public/samples
+PORT ?= 8080
+ROBUST := models/synth-robust.safetensors
+PLAIN := models/synth-plain.safetensors
+
+# The built-in default end to end: the benchmark, the pipeline scored against its ground truth,
+# the explorer site, served locally.
+demo: site
 	@echo
-	@echo "== salient explain: the features behind each prediction, as heatmaps in $(DEMO_OUT)/"
-	$(SALIENT) explain --top 3 -o $(DEMO_OUT) public/samples
+	@echo "== the explorer: open the URL below (Ctrl-C stops the server)"
+	$(SALIENT) serve $(DEMO_OUT)/site --port $(PORT)
+
+# The demo's explorer site in $(DEMO_OUT)/site, servable from any static host.
+site: build app
+	@echo "== salient synth generate: 10 shape classes with 5 planted spurious cues, ground truth included"
+	$(SALIENT) synth generate -o $(DEMO_OUT)/bench
+	@echo "== salient synth score: discover, label from ground truth, build masks, evaluate robust vs plain"
+	$(SALIENT) synth score --data $(DEMO_OUT)/bench --robust $(ROBUST) --plain $(PLAIN) -o $(DEMO_OUT)/run
+	@echo "== salient site: the explorer over the benchmark's masks, with the robust model for uploads"
+	$(SALIENT) site --dataset $(DEMO_OUT)/run/dataset --images $(DEMO_OUT)/bench/test --weights $(ROBUST) \
+		--run $(DEMO_OUT)/run/discover --notes $(DEMO_OUT)/run/site-notes.json \
+		--title "Salient · synthetic benchmark" -o $(DEMO_OUT)/site
+
+# Retrains the shipped models (by hand; about 20 minutes on 2 cores). Same seed, same weights.
+synth-models: build
+	$(SALIENT) synth generate -o $(DEMO_OUT)/bench
+	$(SALIENT) synth train --data $(DEMO_OUT)/bench -o $(ROBUST)
+	$(SALIENT) synth train --data $(DEMO_OUT)/bench --epsilon 0 -o $(PLAIN)
 
 # Every test, the browser tests in headless Chromium included (they need the app in dist/).
 test: tools app

@@ -137,6 +137,7 @@ pub fn ClassView(class: usize) -> impl IntoView {
                 <div class="page-head">
                     <h1>{page.name.clone()}</h1>
                     <p class="lead">{format!("Class {} · {} · its top {} neural features, by importance", page.class, page.wnid, page.features.len())}</p>
+                    {page.note.clone().map(|n| view! { <p class="truth-note">{n}</p> })}
                 </div>
                 <ul class="feature-grid">
                     {page.features.iter().map(|f| feature_card(page.class, f.clone())).collect::<Vec<_>>()}
@@ -172,6 +173,8 @@ enum ViewMode {
     Image,
     Mask,
     SideBySide,
+    /// The ground-truth regions (when the site has them).
+    Truth,
 }
 
 #[component]
@@ -193,6 +196,7 @@ pub fn FeatureView(class: usize, feature: usize) -> impl IntoView {
                 <div class="page-head">
                     <h1>{format!("Feature {feature}")} {label_badge(f.label)}</h1>
                     <p class="lead">{format!("{} · rank {} · the {} images of the class where it fires most", page.name, f.rank, f.images.len())}</p>
+                    {f.note.clone().map(|n| view! { <p class="truth-note">{n}</p> })}
                 </div>
                 <div class="toolbar">
                     <div class="segmented">
@@ -200,6 +204,7 @@ pub fn FeatureView(class: usize, feature: usize) -> impl IntoView {
                         {mode_button(ViewMode::Image, "Image")}
                         {mode_button(ViewMode::Mask, "Soft mask")}
                         {mode_button(ViewMode::SideBySide, "Side by side")}
+                        {f.images.iter().any(|i| i.truth.is_some()).then(|| mode_button(ViewMode::Truth, "Ground truth"))}
                     </div>
                     <label class="slider" class:disabled=move || mode.get() != ViewMode::Overlay>
                         "Heatmap opacity "
@@ -223,6 +228,12 @@ pub fn FeatureView(class: usize, feature: usize) -> impl IntoView {
                                     {move || match mode.get() {
                                         ViewMode::Image => view! { <img class="thumb" src=i.thumb.clone() alt="" loading="lazy" /> }.into_any(),
                                         ViewMode::Mask => view! { <img class="thumb mask" src=i.mask.clone() alt="" loading="lazy" /> }.into_any(),
+                                        ViewMode::Truth => view! {
+                                            <div class="stack">
+                                                <img class="thumb" src=i.thumb.clone() alt="" loading="lazy" />
+                                                {i.truth.clone().map(|t| view! { <img class="truth" src=t alt="ground truth" /> })}
+                                            </div>
+                                        }.into_any(),
                                         ViewMode::Overlay => view! {
                                             <div class="stack">
                                                 <img class="thumb" src=i.thumb.clone() alt="" loading="lazy" />
@@ -292,6 +303,12 @@ pub fn ImageView(class: usize, feature: usize, image: String) -> impl IntoView {
                         <MaskCanvas mask=i.mask.clone() opacity=opacity />
                     </div>
                     <img class="thumb big mask" src=i.mask.clone() alt="soft mask" />
+                    {i.truth.clone().map(|t| view! {
+                        <div class="stack big" title="Ground truth: object in green, planted cues in magenta">
+                            <img class="thumb" src=i.thumb.clone() alt="" />
+                            <img class="truth" src=t alt="ground truth" />
+                        </div>
+                    })}
                 </div>
             </section>
         }

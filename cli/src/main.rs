@@ -9,10 +9,11 @@ mod output;
 mod pipeline;
 mod plot;
 mod progress;
+mod synth;
 
 use clap::{Parser, Subcommand};
 
-use commands::{attack, build, convert, discover, eval, explain, fetch, labels, mask, merge, predict, rank, site, spuriosity};
+use commands::{attack, build, convert, discover, eval, explain, fetch, labels, mask, merge, predict, rank, serve, site, spuriosity};
 
 /// Find the spurious features an image classifier relies on.
 ///
@@ -59,6 +60,8 @@ enum Command {
     Eval(eval::EvalArgs),
     Spuriosity(spuriosity::SpuriosityArgs),
     Site(site::SiteArgs),
+    Serve(serve::ServeArgs),
+    Synth(synth::SynthArgs),
 }
 
 fn main() {
@@ -89,6 +92,8 @@ fn main() {
         Command::Eval(a) => eval::run(a),
         Command::Spuriosity(a) => spuriosity::run(a),
         Command::Site(a) => site::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Synth(a) => synth::run(a),
     };
     match result {
         Ok(()) => {}

@@ -2,16 +2,22 @@
 
 use std::path::PathBuf;
 
-use salient_engine::{Backend, Engine, ResNetConfig};
+use salient_engine::{Backend, Engine};
 
 use crate::commands::fetch::default_model_path;
 use crate::error::Result;
+
+/// The synthetic benchmark's robust model (`models/synth-robust.safetensors`), compiled in: the
+/// default when no weights are given, so every command runs anywhere.
+pub const BUILTIN_WEIGHTS: &[u8] = include_bytes!("../../models/synth-robust.safetensors");
+const BUILTIN_SOURCE: &str = "built-in model (models/synth-robust.safetensors)";
 
 #[derive(clap::Args, Debug)]
 pub struct ModelArgs {
     /// Model weights: the robustness library's checkpoint (imagenet_l2_3_0.pt), a torchvision
     /// state dict (.pth) or safetensors. Default: $SALIENT_WEIGHTS, then the file
-    /// `salient fetch-model` saved, then an untrained ResNet-50 (with a warning).
+    /// `salient fetch-model` saved, then the built-in model of the synthetic benchmark (with a
+    /// warning: it knows 10 shapes, not ImageNet).
     #[arg(long, short = 'w', value_name = "FILE", env = "SALIENT_WEIGHTS")]
     pub weights: Option<PathBuf>,
 
@@ -26,11 +32,11 @@ impl ModelArgs {
         self.weights.clone().or_else(|| default_model_path().filter(|p| p.exists()))
     }
 
-    /// What identifies the weights in a run manifest: their SHA-256, or `untrained`.
+    /// What identifies the weights in a run manifest: their SHA-256.
     pub fn fingerprint(&self) -> Result<String> {
         match self.weights_path() {
             Some(p) => crate::pipeline::manifest::file_sha256(&p),
-            None => Ok("untrained-resnet50-seed0".into()),
+            None => Ok(crate::pipeline::manifest::bytes_sha256(BUILTIN_WEIGHTS)),
         }
     }
 
@@ -41,10 +47,11 @@ impl ModelArgs {
             Some(path) => Ok(Engine::load(&path, &device)?),
             None => {
                 eprintln!(
-                    "warning: no weights given (--weights, $SALIENT_WEIGHTS or `salient fetch-model`): \
-                     using an UNTRAINED ResNet-50 with random weights; its predictions and features mean nothing"
+                    "warning: no weights given (--weights, $SALIENT_WEIGHTS or `salient fetch-model`): using the \
+                     built-in model of the synthetic benchmark, which knows 10 shapes, not ImageNet"
                 );
-                Ok(Engine::untrained(ResNetConfig::resnet50(), &device, 0))
+                let sd = salient_engine::StateDict::from_bytes(BUILTIN_SOURCE, BUILTIN_WEIGHTS)?;
+                Ok(Engine::from_state_dict(&sd, &device)?)
             }
         }
     }

@@ -23,6 +23,8 @@ pub mod model;
 pub mod nam;
 pub mod preprocess;
 pub mod site;
+#[cfg(feature = "train")]
+pub mod train;
 
 /// The burn version the engine is built on, for crates that hold its tensors.
 pub use burn;

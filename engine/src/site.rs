@@ -21,6 +21,22 @@ pub fn class_page(class: usize) -> String {
 
 pub const ANNOTATE: &str = "data/annotate.json";
 
+/// What `salient site --notes` adds to a site: text about classes and features, and ground-truth
+/// overlays of images (the synthetic benchmark writes one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SiteNotes {
+    /// Class index → note.
+    #[serde(default)]
+    pub classes: std::collections::BTreeMap<usize, String>,
+    /// `"<class>/<feature>"` → note.
+    #[serde(default)]
+    pub features: std::collections::BTreeMap<String, String>,
+    /// Image path relative to the images root → an RGBA PNG over the model's view, relative to
+    /// the notes file.
+    #[serde(default)]
+    pub images: std::collections::BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SiteIndex {
     pub title: String,
@@ -45,6 +61,9 @@ pub struct SiteClass {
     pub spurious: Vec<usize>,
     /// One thumbnail for the class list.
     pub thumb: Option<String>,
+    /// What is known of the class beyond the labels (e.g. a benchmark's planted cue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +83,8 @@ pub struct ClassPage {
     pub wnid: String,
     pub name: String,
     pub features: Vec<FeaturePage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +96,9 @@ pub struct FeaturePage {
     /// The feature-attack image (amplified feature), when the site has one.
     pub attack: Option<String>,
     pub images: Vec<SiteImage>,
+    /// What ground truth says of the feature (e.g. where its heatmap mass lies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +109,9 @@ pub struct SiteImage {
     pub thumb: String,
     /// Its soft mask for this feature (8-bit PNG).
     pub mask: String,
+    /// Ground-truth regions over the view (RGBA PNG), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truth: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ pub mod mask;
 pub mod merge;
 pub mod predict;
 pub mod rank;
+pub mod serve;
 pub mod site;
 pub mod spuriosity;
 

@@ -11,6 +11,7 @@ use salient_engine::dataset::{self, MaskRecord};
 use salient_engine::engine::{block_on, describe, to_images};
 use salient_engine::site::{
     ANNOTATE, AnnotateImage, AnnotateIndex, AnnotatePair, ClassPage, FeaturePage, INDEX, SiteClass, SiteImage, SiteIndex, SiteModel,
+    SiteNotes,
 };
 use salient_engine::preprocess::View;
 use salient_engine::{Engine, ResNetConfig, StateDict, checkpoint, decode, imagenet};
@@ -53,6 +54,11 @@ pub struct SiteArgs {
     /// Feature-attack steps for each feature's top image, when --weights is given and --run has none.
     #[arg(long, default_value_t = 100, value_name = "N")]
     attack_steps: usize,
+
+    /// Notes to show: JSON with class and feature notes and ground-truth image overlays (see
+    /// `salient synth score`, which writes one).
+    #[arg(long, value_name = "FILE")]
+    notes: Option<PathBuf>,
 
     /// Title shown on the site.
     #[arg(long, default_value = "Salient", value_name = "TEXT")]
@@ -98,6 +104,24 @@ pub fn run(args: SiteArgs) -> Result<()> {
             view.crop, view.crop, e.view.crop, e.view.crop
         )));
     }
+    let notes: SiteNotes = match &args.notes {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| salient_engine::Error::read(p, e))?;
+            serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: not a notes file ({e})", p.display())))?
+        }
+        None => SiteNotes::default(),
+    };
+    let notes_dir = args.notes.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let truth = |r: &MaskRecord| -> Result<Option<String>> {
+        let Some(overlay) = notes.images.get(&r.source) else { return Ok(None) };
+        let rel = format!("data/truth/{}/{}.png", r.wnid, r.image);
+        if !args.out.join(&rel).exists() {
+            let from = notes_dir.join(overlay);
+            let bytes = std::fs::read(&from).map_err(|e| salient_engine::Error::read(&from, e))?;
+            write(&args.out.join(&rel), &bytes)?;
+        }
+        Ok(Some(rel))
+    };
     let class_name = |class: usize, wnid: &str| match &engine {
         Some(e) => e.class_name(class),
         None => imagenet::index_of(wnid).map_or_else(|| wnid.to_owned(), |i| imagenet::class_name(1000, i)),
@@ -144,14 +168,14 @@ pub fn run(args: SiteArgs) -> Result<()> {
     let bar = progress::bar(by_class.values().map(|(_, f)| f.len()).sum::<usize>() as u64, "features", false);
     for (&class, (wnid, feats)) in &by_class {
         let name = class_name(class, wnid);
-        let mut page = ClassPage { class, wnid: wnid.clone(), name: name.clone(), features: Vec::new() };
+        let mut page = ClassPage { class, wnid: wnid.clone(), name: name.clone(), features: Vec::new(), note: notes.classes.get(&class).cloned() };
         for (rank, (feature, label, imgs)) in feats.iter().enumerate() {
             let mut images = Vec::new();
             for r in imgs {
                 let mask = format!("data/masks/{}", r.mask);
                 let bytes = std::fs::read(args.dataset.join(&r.mask)).map_err(|e| salient_engine::Error::read(args.dataset.join(&r.mask), e))?;
                 write(&args.out.join(&mask), &bytes)?;
-                images.push(SiteImage { image: r.image.clone(), activation: r.activation, thumb: thumb(&r.source)?, mask });
+                images.push(SiteImage { image: r.image.clone(), activation: r.activation, thumb: thumb(&r.source)?, mask, truth: truth(r)? });
             }
             let attack = attack_image(&args, engine.as_ref(), class, *feature, imgs[0])?;
             annotate.push(AnnotatePair {
@@ -173,7 +197,8 @@ pub fn run(args: SiteArgs) -> Result<()> {
                     })
                     .collect(),
             });
-            page.features.push(FeaturePage { feature: *feature, label: *label, rank: rank + 1, attack, images });
+            let note = notes.features.get(&format!("{class}/{feature}")).cloned();
+            page.features.push(FeaturePage { feature: *feature, label: *label, rank: rank + 1, attack, images, note });
             bar.inc(1);
         }
         let of = |l: Label| page.features.iter().filter(|f| f.label == l).map(|f| f.feature).collect();
@@ -184,6 +209,7 @@ pub fn run(args: SiteArgs) -> Result<()> {
             core: of(Label::Core),
             spurious: of(Label::Spurious),
             thumb: page.features.first().and_then(|f| f.images.first()).map(|i| i.thumb.clone()),
+            note: page.note.clone(),
         });
         write(&args.out.join(salient_engine::site::class_page(class)), json(&page).as_bytes())?;
     }

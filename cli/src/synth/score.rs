@@ -1,0 +1,486 @@
+//! `salient synth score`: the real pipeline on the benchmark, labelled from ground truth, scored
+//! against what was planted.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use clap::Args;
+use salient_engine::Engine;
+use salient_engine::annotations::Label;
+use salient_engine::dataset::{self, MaskRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::generate::{Manifest, Truth, read_regions, read_truth};
+use super::scene::{Cue, OBJECT};
+use crate::error::{Error, Result};
+use crate::inputs::load_views;
+
+/// Runs discover → label → build → eval on the benchmark and scores the result.
+///
+/// discover ranks the robust model's features per class on the training split; each top
+/// (class, feature) pair is labelled from ground truth, as a human would from its heatmaps: the
+/// share of the feature's heatmap mass (where the mask is at least 0.5) on the object and on
+/// each cue, over the pair's top images; spurious (and attributed to a cue) when a cue holds more mass than the object. build
+/// then makes the soft masks on the test split, and eval runs the noise test on the robust and
+/// the plain model. Reported: precision and recall of spurious-feature discovery against the
+/// planted cues, IoU of the masks (thresholded at 0.5) with the ground-truth regions, core and
+/// spurious accuracy and RCS for both models, and Spearman's ρ between the planted rates and
+/// per-class RCS. Writes RUN/score.json; the pipeline's outputs stay in RUN/ for inspection.
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// The benchmark (from `salient synth generate`).
+    #[arg(long)]
+    data: PathBuf,
+    /// The robust model: features are discovered with it and masks built from it.
+    #[arg(long)]
+    robust: PathBuf,
+    /// A plain model, evaluated beside the robust one.
+    #[arg(long)]
+    plain: Option<PathBuf>,
+    /// Output folder.
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Top images per pair used to assign its label.
+    #[arg(long, default_value_t = 10)]
+    label_images: usize,
+    /// Masks built per (class, feature) pair on the test split.
+    #[arg(long, default_value_t = 25)]
+    per_feature: usize,
+    /// Feature-attack steps of discover's annotation renders.
+    #[arg(long, default_value_t = 20)]
+    attack_steps: usize,
+    /// Noise of the eval, in [0, 1] pixel units.
+    #[arg(long, default_value_t = 0.25)]
+    sigma: f32,
+    #[arg(long, default_value_t = 3)]
+    trials: u32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// What the ground truth says of one discovered pair.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PairLabel {
+    pub class: usize,
+    pub feature: usize,
+    pub rank: usize,
+    pub label: Label,
+    /// The cue it looks at, when spurious.
+    pub cue: Option<String>,
+    /// Mean share of heatmap mass on the object.
+    pub object_share: f64,
+    /// Mean share on each cue (over all the pair's images; 0 where the cue is absent).
+    pub cue_shares: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct ModelScore {
+    weights: String,
+    core_accuracy: f64,
+    spurious_accuracy: f64,
+    rcs: f64,
+    rcs_ci95: f64,
+    /// Per class: (planted rate, RCS).
+    rcs_per_class: Vec<(String, f64, f64)>,
+    /// Spearman's ρ between planted rate and RCS over the classes with both kinds of feature.
+    spearman_rate_vs_rcs: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Score {
+    data: String,
+    pairs: Vec<PairLabel>,
+    /// Spurious pairs attributed to their class's planted cue / all pairs labelled spurious.
+    precision: f64,
+    /// Classes with a planted cue in which a top feature was found looking at it / such classes.
+    recall: f64,
+    true_positives: usize,
+    spurious_pairs: usize,
+    planted_classes: usize,
+    classes_found: usize,
+    /// Mean IoU@0.5 of spurious masks with their cue's region (images holding the cue).
+    iou_spurious: f64,
+    iou_spurious_masks: usize,
+    /// Mean IoU@0.5 of core masks with the object.
+    iou_core: f64,
+    iou_core_masks: usize,
+    models: Vec<ModelScore>,
+}
+
+fn salient(args: &[&str], log: &Path) -> Result<()> {
+    let exe = std::env::current_exe().map_err(|e| Error::Usage(format!("cannot find the salient program itself: {e}")))?;
+    eprintln!("  salient {}", args.join(" "));
+    let out = std::fs::File::create(log).map_err(|e| salient_engine::Error::write(log, e))?;
+    let status = Command::new(exe)
+        .args(args)
+        .stdout(Stdio::from(out))
+        .status()
+        .map_err(|e| Error::Usage(format!("cannot run salient {}: {e}", args[0])))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!("`salient {}` failed ({status}); its output is in {}", args.join(" "), log.display())))
+    }
+}
+
+fn text(p: &Path) -> Result<String> {
+    std::fs::read_to_string(p).map_err(|e| salient_engine::Error::read(p, e).into())
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Labels every pair of discover's index from the ground truth.
+fn label_pairs(engine: &Engine, data: &Path, discover: &Path, truths: &[Truth], images: usize) -> Result<Vec<PairLabel>> {
+    let index_path = discover.join("index.json");
+    let index: Value = serde_json::from_str(&text(&index_path)?)
+        .map_err(|e| Error::Usage(format!("{}: {e}", index_path.display())))?;
+    let by_path: BTreeMap<&str, &Truth> = truths.iter().map(|t| (t.path.as_str(), t)).collect();
+    let size = engine.view.side();
+    let mut out = Vec::new();
+    for class in index["classes"].as_array().into_iter().flatten() {
+        let c = class["class"].as_u64().unwrap_or(0) as usize;
+        for feature in class["features"].as_array().into_iter().flatten() {
+            let j = feature["feature"].as_u64().unwrap_or(0) as usize;
+            let rank = feature["rank"].as_u64().unwrap_or(0) as usize;
+            let rels: Vec<String> = feature["top_images"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .take(images)
+                .filter_map(|t| t["image"].as_str().map(|r| format!("train/{r}")))
+                .collect();
+            let paths: Vec<PathBuf> = rels.iter().map(|r| data.join(r)).collect();
+            let views = load_views(&paths, engine.view).into_iter().collect::<Result<Vec<_>, _>>()?;
+            let outputs = engine.infer(&views, true)?;
+            let (mut object, mut cue_sum, mut cue_n) = (0.0, BTreeMap::<String, f64>::new(), BTreeMap::<String, usize>::new());
+            for (rel, out) in rels.iter().zip(&outputs) {
+                let truth = by_path.get(rel.as_str()).ok_or_else(|| Error::Usage(format!("{rel}: not in ground_truth.jsonl")))?;
+                let regions = read_regions(data, truth)?;
+                // The mask's core: values of at least 0.5, as the IoU counts them.
+                let mask: Vec<f32> = out.maps.as_ref().expect("maps kept").soft_mask(&[j], size).into_iter().map(|m| if m >= 0.5 { m } else { 0.0 }).collect();
+                let total: f64 = mask.iter().map(|&m| m as f64).sum::<f64>().max(1e-9);
+                let share = |pred: &dyn Fn(u8) -> bool| mask.iter().zip(&regions).filter(|(_, r)| pred(**r)).map(|(m, _)| *m as f64).sum::<f64>() / total;
+                object += share(&|r| r == OBJECT);
+                for cue in Cue::ALL {
+                    if truth.cues.iter().any(|n| n == cue.name()) {
+                        let bit = 1u8 << cue.index();
+                        *cue_sum.entry(cue.name().into()).or_default() += share(&|r| r != OBJECT && r & bit != 0);
+                        *cue_n.entry(cue.name().into()).or_default() += 1;
+                    }
+                }
+            }
+            let object_share = object / rels.len().max(1) as f64;
+            // Over all the pair's images: a cue absent from an image holds none of its mass.
+            let _ = cue_n;
+            let cue_shares: BTreeMap<String, f64> = cue_sum.iter().map(|(k, v)| (k.clone(), v / rels.len().max(1) as f64)).collect();
+            let best = cue_shares.iter().max_by(|a, b| a.1.total_cmp(b.1)).filter(|(_, v)| **v > object_share);
+            out.push(PairLabel {
+                class: c,
+                feature: j,
+                rank,
+                label: if best.is_some() { Label::Spurious } else { Label::Core },
+                cue: best.map(|(k, _)| k.clone()),
+                object_share,
+                cue_shares,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn iou(mask: &[u8], truth: &[bool]) -> Option<f64> {
+    let (mut inter, mut union) = (0usize, 0usize);
+    for (&m, &t) in mask.iter().zip(truth) {
+        let m = m >= 128;
+        inter += (m && t) as usize;
+        union += (m || t) as usize;
+    }
+    truth.iter().any(|&t| t).then(|| inter as f64 / union.max(1) as f64)
+}
+
+/// Spearman's ρ (average ranks for ties); `None` under 3 points.
+pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
+    if x.len() < 3 {
+        return None;
+    }
+    let ranks = |v: &[f64]| -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+        let mut r = vec![0.0; v.len()];
+        let mut i = 0;
+        while i < idx.len() {
+            let mut k = i;
+            while k + 1 < idx.len() && v[idx[k + 1]] == v[idx[i]] {
+                k += 1;
+            }
+            for &p in &idx[i..=k] {
+                r[p] = (i + k) as f64 / 2.0;
+            }
+            i = k + 1;
+        }
+        r
+    };
+    let (rx, ry) = (ranks(x), ranks(y));
+    let n = x.len() as f64;
+    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
+    let cov: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let (vx, vy): (f64, f64) = (rx.iter().map(|a| (a - mx).powi(2)).sum(), ry.iter().map(|b| (b - my).powi(2)).sum());
+    (vx > 0.0 && vy > 0.0).then(|| cov / (vx * vy).sqrt())
+}
+
+fn model_score(weights: &Path, eval_dir: &Path, manifest: &Manifest) -> Result<ModelScore> {
+    let summary: Value = serde_json::from_str(&text(&eval_dir.join("summary.json"))?)
+        .map_err(|e| Error::Usage(format!("{}: {e}", eval_dir.join("summary.json").display())))?;
+    let mean = |k: &str| summary[k]["mean"].as_f64().unwrap_or(f64::NAN);
+    let csv_text = text(&eval_dir.join("rcs_per_class.csv"))?;
+    let mut rows = Vec::new();
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    for rec in reader.records() {
+        let rec = rec.map_err(|e| Error::Usage(format!("{}: {e}", eval_dir.join("rcs_per_class.csv").display())))?;
+        let class: usize = rec.get(0).and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+        let rcs: f64 = rec.get(4).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+        if let Some(c) = manifest.classes.get(class) {
+            rows.push((c.wnid.clone(), c.train_rate, rcs));
+        }
+    }
+    let (x, y): (Vec<f64>, Vec<f64>) = rows.iter().map(|r| (r.1, r.2)).unzip();
+    Ok(ModelScore {
+        weights: s(weights),
+        core_accuracy: mean("core_accuracy"),
+        spurious_accuracy: mean("spurious_accuracy"),
+        rcs: mean("rcs"),
+        rcs_ci95: summary["rcs"]["ci95"].as_f64().unwrap_or(f64::NAN),
+        rcs_per_class: rows,
+        spearman_rate_vs_rcs: spearman(&x, &y),
+    })
+}
+
+pub fn run(a: ScoreArgs) -> Result<()> {
+    let manifest = Manifest::read(&a.data)?;
+    let truths = read_truth(&a.data)?;
+    std::fs::create_dir_all(a.out.join("logs")).map_err(|e| salient_engine::Error::write(&a.out, e))?;
+    let (train, test) = (a.data.join("train"), a.data.join("test"));
+    let discover = a.out.join("discover");
+    let log = |n: &str| a.out.join("logs").join(format!("{n}.txt"));
+    eprintln!("discover: the robust model's top features per class, on the training split");
+    let attack_steps = a.attack_steps.to_string();
+    let mut args = vec!["discover", "-w"];
+    let robust = s(&a.robust);
+    args.extend([robust.as_str(), "--images"]);
+    let (train_s, test_s, discover_s) = (s(&train), s(&test), s(&discover));
+    args.extend([train_s.as_str(), "-o", discover_s.as_str(), "--group", "label", "--attack-steps", attack_steps.as_str()]);
+    if discover.join("index.json").exists() {
+        args.push("--resume");
+    }
+    salient(&args, &log("discover"))?;
+
+    eprintln!("label: each pair from the ground truth (heatmap mass on the object vs on each cue)");
+    let engine = Engine::load(&a.robust, &salient_engine::Backend::Flex.device()?)?;
+    let pairs = label_pairs(&engine, &a.data, &discover, &truths, a.label_images)?;
+    let mut csv = String::from("class,feature,label\n");
+    for p in &pairs {
+        csv.push_str(&format!("{},{},{}\n", p.class, p.feature, p.label.as_str()));
+    }
+    let labels = a.out.join("labels.csv");
+    salient_engine::fsutil::write_atomic(&labels, csv.as_bytes())?;
+
+    eprintln!("build: soft masks on the test split");
+    let dataset = a.out.join("dataset");
+    let (labels_s, dataset_s, per_feature) = (s(&labels), s(&dataset), a.per_feature.to_string());
+    let mut build = vec!["build", "-w", robust.as_str(), "--images", test_s.as_str(), "--annotations", labels_s.as_str()];
+    build.extend(["-o", dataset_s.as_str(), "--per-feature", per_feature.as_str()]);
+    if dataset.exists() {
+        build.push("--resume");
+    }
+    salient(&build, &log("build"))?;
+
+    // IoU of each mask with its ground-truth region.
+    let index_path = dataset.join(dataset::INDEX_FILE);
+    let records: Vec<MaskRecord> = dataset::parse_index(&s(&index_path), &text(&index_path)?)?;
+    let label_of: BTreeMap<(usize, usize), &PairLabel> = pairs.iter().map(|p| ((p.class, p.feature), p)).collect();
+    let by_path: BTreeMap<String, &Truth> = truths.iter().map(|t| (t.path.clone(), t)).collect();
+    let (mut iou_s, mut iou_c) = (Vec::new(), Vec::new());
+    for r in &records {
+        let Some(truth) = by_path.get(&format!("test/{}", r.source)) else { continue };
+        let regions = read_regions(&a.data, truth)?;
+        let mask_path = dataset.join(&r.mask);
+        let mask = image::open(&mask_path).map_err(|e| Error::Usage(format!("{}: {e}", mask_path.display())))?.to_luma8().into_raw();
+        if mask.len() != regions.len() {
+            return Err(Error::Usage(format!("{}: mask size differs from the ground truth", mask_path.display())));
+        }
+        match r.label {
+            Label::Core => iou_c.extend(iou(&mask, &regions.iter().map(|&g| g == OBJECT).collect::<Vec<_>>())),
+            Label::Spurious => {
+                let Some(cue) = label_of.get(&(r.class, r.feature)).and_then(|p| p.cue.as_deref()) else { continue };
+                let bit = 1u8 << Cue::ALL.iter().find(|c| c.name() == cue).map_or(0, |c| c.index());
+                iou_s.extend(iou(&mask, &regions.iter().map(|&g| g != OBJECT && g & bit != 0).collect::<Vec<_>>()));
+            }
+        }
+    }
+
+    write_site_notes(&a, &manifest, &pairs, &records, &truths)?;
+
+    let mut models = Vec::new();
+    let plain = a.plain.clone();
+    for (name, weights) in [("robust", Some(a.robust.clone())), ("plain", plain)] {
+        let Some(weights) = weights else { continue };
+        eprintln!("eval: the {name} model under noise on core vs spurious regions");
+        let dir = a.out.join(format!("eval-{name}"));
+        let (w, dir_s, sigma, trials, seed) = (s(&weights), s(&dir), a.sigma.to_string(), a.trials.to_string(), a.seed.to_string());
+        let mut eval = vec!["eval", "-w", w.as_str(), "--dataset", dataset_s.as_str(), "--images", test_s.as_str(), "-o", dir_s.as_str()];
+        eval.extend(["--sigma", sigma.as_str(), "--trials", trials.as_str(), "--seed", seed.as_str()]);
+        if dir.join("summary.json").exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        salient(&eval, &log(&format!("eval-{name}")))?;
+        models.push(model_score(&weights, &dir, &manifest)?);
+    }
+
+    // Discovery against the plant.
+    let planted: BTreeMap<usize, &str> = manifest.classes.iter().filter_map(|c| c.cue.as_deref().map(|k| (c.index, k))).collect();
+    let spurious: Vec<&PairLabel> = pairs.iter().filter(|p| p.label == Label::Spurious).collect();
+    let hit = |p: &PairLabel| planted.get(&p.class).is_some_and(|k| p.cue.as_deref() == Some(*k));
+    let true_positives = spurious.iter().filter(|p| hit(p)).count();
+    let classes_found = planted.keys().filter(|&&c| spurious.iter().any(|p| p.class == c && hit(p))).count();
+    let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let score = Score {
+        data: s(&a.data),
+        precision: true_positives as f64 / spurious.len().max(1) as f64,
+        recall: classes_found as f64 / planted.len().max(1) as f64,
+        true_positives,
+        spurious_pairs: spurious.len(),
+        planted_classes: planted.len(),
+        classes_found,
+        iou_spurious: mean(&iou_s),
+        iou_spurious_masks: iou_s.len(),
+        iou_core: mean(&iou_c),
+        iou_core_masks: iou_c.len(),
+        models,
+        pairs,
+    };
+    let json = serde_json::to_string_pretty(&score).expect("plain data") + "\n";
+    salient_engine::fsutil::write_atomic(&a.out.join("score.json"), json.as_bytes())?;
+    print_table(&score, &manifest);
+    println!("wrote {}", a.out.join("score.json").display());
+    Ok(())
+}
+
+/// RUN/site-notes.json for `salient site --notes`: each class's plant, each pair's ground-truth
+/// shares, and an overlay of the ground-truth regions for every image of the dataset (object
+/// green, cues magenta).
+fn write_site_notes(a: &ScoreArgs, manifest: &Manifest, pairs: &[PairLabel], records: &[MaskRecord], truths: &[Truth]) -> Result<()> {
+    let mut notes = salient_engine::site::SiteNotes::default();
+    for c in &manifest.classes {
+        let text = match &c.cue {
+            Some(cue) => format!(
+                "Synthetic benchmark: the {cue} cue is planted in {:.0}% of this class's training images (and {:.0}% of other classes'); the core object is the {}.",
+                100.0 * c.train_rate,
+                100.0 * manifest.plan.base_rate,
+                c.name
+            ),
+            None => format!("Synthetic benchmark: no cue is planted in this class; the core object is the {}.", c.name),
+        };
+        notes.classes.insert(c.index, text);
+    }
+    for p in pairs {
+        let mut cues: Vec<(&String, &f64)> = p.cue_shares.iter().collect();
+        cues.sort_by(|x, y| y.1.total_cmp(x.1));
+        let cue_text: Vec<String> = cues.iter().take(2).map(|(k, v)| format!("{:.0}% on the {k}", 100.0 * **v)).collect();
+        let text = format!(
+            "Ground truth over its top {} training images: {:.0}% of its heatmap mass on the object{}{}.",
+            a.label_images,
+            100.0 * p.object_share,
+            if cue_text.is_empty() { String::new() } else { ", ".to_string() },
+            cue_text.join(", ")
+        );
+        notes.features.insert(format!("{}/{}", p.class, p.feature), text);
+    }
+    let by_path: BTreeMap<String, &Truth> = truths.iter().map(|t| (t.path.clone(), t)).collect();
+    for r in records {
+        if notes.images.contains_key(&r.source) {
+            continue;
+        }
+        let Some(truth) = by_path.get(&format!("test/{}", r.source)) else { continue };
+        let regions = read_regions(&a.data, truth)?;
+        let mut rgba = Vec::with_capacity(regions.len() * 4);
+        for &g in &regions {
+            rgba.extend_from_slice(match g {
+                OBJECT => &[40, 220, 90, 120],
+                0 => &[0, 0, 0, 0],
+                _ => &[235, 20, 200, 140],
+            });
+        }
+        let side = (regions.len() as f64).sqrt() as u32;
+        let img = image::DynamicImage::ImageRgba8(image::RgbaImage::from_raw(side, side, rgba).expect("square regions"));
+        let rel = format!("truth/{}/{}.png", r.wnid, r.image);
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).expect("PNG encoding to memory");
+        crate::pipeline::write(&a.out.join(&rel), &png)?;
+        notes.images.insert(r.source.clone(), rel);
+    }
+    let json = serde_json::to_string_pretty(&notes).expect("plain data") + "\n";
+    Ok(salient_engine::fsutil::write_atomic(&a.out.join("site-notes.json"), json.as_bytes())?)
+}
+
+fn print_table(score: &Score, manifest: &Manifest) {
+    println!("{:<12} {:<16} top features (rank: feature label[cue])", "class", "planted cue");
+    for c in &manifest.classes {
+        let plant = c.cue.as_ref().map_or("—".to_string(), |k| format!("{k} {:.0}%", c.train_rate * 100.0));
+        let feats: Vec<String> = score
+            .pairs
+            .iter()
+            .filter(|p| p.class == c.index)
+            .map(|p| match (&p.label, &p.cue) {
+                (Label::Spurious, Some(k)) => format!("{}:{} SPURIOUS[{k}]", p.rank, p.feature),
+                _ => format!("{}:{} core", p.rank, p.feature),
+            })
+            .collect();
+        println!("{:<12} {:<16} {}", c.wnid, plant, feats.join("  "));
+    }
+    println!();
+    println!(
+        "discovery: precision {:.2} ({} of {} spurious pairs look at their class's planted cue), recall {:.2} ({} of {} planted cues found)",
+        score.precision, score.true_positives, score.spurious_pairs, score.recall, score.classes_found, score.planted_classes
+    );
+    println!(
+        "masks, IoU at 0.5: spurious vs cue region {:.3} ({} masks), core vs object {:.3} ({} masks)",
+        score.iou_spurious, score.iou_spurious_masks, score.iou_core, score.iou_core_masks
+    );
+    println!("{:<8} {:>14} {:>18} {:>16} {:>24}", "model", "core accuracy", "spurious accuracy", "RCS", "Spearman(rate, RCS)");
+    for (name, m) in ["robust", "plain"].iter().zip(&score.models) {
+        println!(
+            "{:<8} {:>13.1}% {:>17.1}% {:>9.3} ±{:.3} {:>24}",
+            name,
+            100.0 * m.core_accuracy,
+            100.0 * m.spurious_accuracy,
+            m.rcs,
+            m.rcs_ci95,
+            m.spearman_rate_vs_rcs.map_or("n/a (<3 classes)".into(), |r| format!("{r:.2}"))
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spearman_known_values() {
+        assert_eq!(spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 40.0]), Some(1.0));
+        assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
+        let r = spearman(&[1.0, 2.0, 3.0, 4.0, 5.0], &[2.0, 1.0, 4.0, 3.0, 5.0]).unwrap();
+        assert!((r - 0.8).abs() < 1e-12);
+        assert_eq!(spearman(&[1.0, 2.0], &[1.0, 2.0]), None);
+    }
+
+    #[test]
+    fn iou_counts_pixels() {
+        let mask = [255, 255, 0, 0];
+        assert_eq!(iou(&mask, &[true, false, false, false]), Some(0.5));
+        assert_eq!(iou(&mask, &[false; 4]), None);
+    }
+}
