@@ -20,7 +20,7 @@ TRUNK_VERSION := 0.21.14
 # Must equal the `wasm-bindgen` pin in app/Cargo.toml.
 WASM_BINDGEN_VERSION := 0.2.130
 
-.PHONY: demo test build app site synth-models tools fixtures clean
+.PHONY: demo test build app site synth-models bench bench-web tools fixtures clean
 
 PORT ?= 8080
 ROBUST := models/synth-robust.safetensors
@@ -58,10 +58,34 @@ test: tools app
 build:
 	cargo build --release -p salient
 
-# The web explorer's bundle (wasm, JS, CSS) in dist/.
-app: tools
+# The web explorer's bundle (wasm, JS, CSS) in dist/, rebuilt only when its sources change
+# (trunk re-runs wasm-bindgen and wasm-opt, minutes, on every call).
+APP_SOURCES := $(shell find app engine/src engine/data public -type f 2>/dev/null) \
+	Cargo.toml Cargo.lock app/Cargo.toml engine/Cargo.toml Trunk.toml
+app: tools dist/index.html
+
+dist/index.html: $(APP_SOURCES)
 	cargo fetch --target wasm32-unknown-unknown --locked
 	trunk build --release
+	@touch dist/index.html
+
+# CPU speed against ONNX Runtime on the same random ResNet-50 weights (numbers for the README).
+BENCH_ENV := $(CACHE)/benchenv
+bench: build
+	@test -x $(BENCH_ENV)/bin/python || python3 -m venv $(BENCH_ENV)
+	@$(BENCH_ENV)/bin/pip install -q numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0 safetensors==0.8.0
+	@mkdir -p $(DEMO_OUT)
+	$(BENCH_ENV)/bin/python tools/bench_cpu.py --salient $(SALIENT) --json $(DEMO_OUT)/bench-cpu.json
+
+# The explorer's speed in headless Chromium (CPU and WebGPU) against the same work natively.
+BENCH_PORT ?= 8765
+bench-web: site
+	@$(SALIENT) bench -w $(ROBUST) --batch 1 --runs 5 --batches 20 --attack-steps 0 --json > $(DEMO_OUT)/bench-native.json
+	@$(SALIENT) serve $(DEMO_OUT)/site --port $(BENCH_PORT) > /dev/null & pid=$$!; sleep 1; \
+	  cd tests/browser && SITE_URL=http://127.0.0.1:$(BENCH_PORT)/ IMAGE=$(CURDIR)/$(DEMO_OUT)/bench/test/c2_triangle/c2_triangle_0000.png \
+	  NATIVE_MS=$$(sed 's/.*"images_per_second":\([0-9.]*\).*/\1/' $(CURDIR)/$(DEMO_OUT)/bench-native.json | awk '{print 1000/$$1}') \
+	  WASM_GZIP_BYTES=$$(gzip -9 -c $$(ls $(CURDIR)/dist/*.wasm) | wc -c) OUT=$(CURDIR)/$(DEMO_OUT)/bench-web.json \
+	  node bench.mjs; status=$$?; kill $$pid; exit $$status
 
 # Installs what the tests need when it is missing; does nothing when it is there.
 tools:

@@ -161,8 +161,18 @@ fn interrupted_builds_resume_to_identical_output() {
     ok(&build_args(&s, &w, "reference"), &s.root);
     let reference = s.root.join("reference");
     let files = tree(&reference).len() as u64;
-    // Stop after the n-th file written (the process aborts, as under kill -9), then resume.
-    for n in [1, 2, 7, files / 2, files - 3, files - 1] {
+    // Stop after the n-th file written (the process aborts, as under kill -9), then resume: the
+    // first writes, the last ones, and 20 points drawn with a fixed seed in between.
+    let mut points = vec![1, 2, files - 1];
+    let mut x = 0x9E37_79B9u64;
+    while points.len() < 23 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let n = 1 + (x >> 33) % (files - 1);
+        if !points.contains(&n) {
+            points.push(n);
+        }
+    }
+    for n in points {
         let out = format!("crash{n}");
         let o = std::process::Command::new(salient_bin())
             .args(build_args(&s, &w, &out))
@@ -194,6 +204,26 @@ fn interrupted_builds_resume_to_identical_output() {
         ok(&resume, &s.root);
         assert_same_tree(&reference, &s.root.join(&out));
     }
+}
+
+/// A full disk (here: a file-size limit, so no privileges are needed) stops the build with an
+/// error naming the file; nothing partial is left, and a resume once there is room finishes it.
+#[test]
+fn a_full_disk_stops_the_build_resumably() {
+    let s = setup(5);
+    let w = weights();
+    ok(&build_args(&s, &w, "reference"), &s.root);
+    let args: Vec<String> = build_args(&s, &w, "full").iter().map(|a| format!("'{a}'")).collect();
+    // At most 4 KiB per file (`ulimit -f` counts 512-byte blocks in sh): some outputs do not fit.
+    let script = format!("trap '' XFSZ; ulimit -f 8; exec '{}' {}", salient_bin().display(), args.join(" "));
+    let o = std::process::Command::new("sh").args(["-c", &script]).current_dir(&s.root).output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("full/") && err.to_lowercase().contains("file too large"), "{err}");
+    let mut resume = build_args(&s, &w, "full");
+    resume.push("--resume");
+    ok(&resume, &s.root);
+    assert_same_tree(&s.root.join("reference"), &s.root.join("full"));
 }
 
 #[test]

@@ -13,7 +13,7 @@ mod synth;
 
 use clap::{Parser, Subcommand};
 
-use commands::{attack, build, convert, discover, eval, explain, fetch, labels, mask, merge, predict, rank, serve, site, spuriosity};
+use commands::{attack, bench, build, convert, discover, eval, explain, fetch, labels, mask, merge, predict, rank, serve, site, spuriosity};
 
 /// Find the spurious features an image classifier relies on.
 ///
@@ -61,6 +61,7 @@ enum Command {
     Spuriosity(spuriosity::SpuriosityArgs),
     Site(site::SiteArgs),
     Serve(serve::ServeArgs),
+    Bench(bench::BenchArgs),
     Synth(synth::SynthArgs),
 }
 
@@ -93,6 +94,7 @@ fn main() {
         Command::Spuriosity(a) => spuriosity::run(a),
         Command::Site(a) => site::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Bench(a) => bench::run(a),
         Command::Synth(a) => synth::run(a),
     };
     match result {

@@ -113,8 +113,9 @@ impl Annotations {
             return Err(fail(
                 1,
                 format!(
-                    "unrecognized header {:?}: expected the paper's MTurk columns ({}, ...) or Salient's ({})",
-                    header.iter().collect::<Vec<_>>(),
+                    "unrecognized header {:?}{}: expected the paper's MTurk columns ({}, ...) or Salient's ({})",
+                    header.iter().take(8).collect::<Vec<_>>(),
+                    if header.len() > 8 { format!(" (and {} more columns)", header.len() - 8) } else { String::new() },
                     MTURK_COLUMNS.join(", "),
                     SALIENT_COLUMNS.join(",")
                 ),

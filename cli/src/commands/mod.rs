@@ -1,6 +1,7 @@
 //! One module per subcommand, plus the batching loop they share.
 
 pub mod attack;
+pub mod bench;
 pub mod build;
 pub mod convert;
 pub mod discover;

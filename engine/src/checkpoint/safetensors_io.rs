@@ -129,8 +129,24 @@ pub fn safetensors_bytes(sd: &StateDict, half: bool) -> Result<Vec<u8>, Error> {
     if let Some(names) = &sd.class_names {
         meta.insert(CLASSES_KEY.to_owned(), serde_json::to_string(names).expect("strings serialize"));
     }
-    safetensors::serialize(outs.iter().map(|(k, o)| (k.as_str(), o)), Some(meta))
-        .map_err(|e| Error::Invalid(format!("cannot serialize weights: {e}")))
+    let bytes = safetensors::serialize(outs.iter().map(|(k, o)| (k.as_str(), o)), Some(meta))
+        .map_err(|e| Error::Invalid(format!("cannot serialize weights: {e}")))?;
+    Ok(canonical_header(bytes))
+}
+
+/// The same file with its JSON header's keys in sorted order (the metadata is a `HashMap`, whose
+/// order changes from run to run), so that the same weights always give the same bytes. The
+/// header keeps its length: the same keys and values, reordered.
+fn canonical_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let Ok(header) = serde_json::from_slice::<serde_json::Value>(&bytes[8..8 + n]) else { return bytes };
+    // serde_json's maps are sorted by key.
+    let sorted = serde_json::to_string(&header).expect("JSON serializes");
+    if sorted.len() <= n {
+        let padded = format!("{sorted:<n$}");
+        bytes[8..8 + n].copy_from_slice(padded.as_bytes());
+    }
+    bytes
 }
 
 /// Writes `sd` as safetensors to `path` atomically (a temporary file renamed into place).

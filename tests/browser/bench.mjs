@@ -1,0 +1,69 @@
+// The web explorer's speed in Debian's headless Chromium (a benchmark, not a test): time to
+// first contentful paint of the class list, model load, and upload-to-heatmap on each backend.
+// Run by `make bench-web`, which builds the demo site, serves it, and compares with native.
+//
+// Environment: SITE_URL (ending in /), IMAGE (an image to upload), RUNS (uploads per backend,
+// default 5), NATIVE_MS (the same work natively, per image), WASM_GZIP_BYTES, OUT (JSON
+// figures), CHROMIUM (default /usr/bin/chromium). Prints a table.
+import { chromium } from 'playwright-core';
+import { writeFileSync } from 'node:fs';
+
+const env = (k, d) => process.env[k] ?? d;
+const site = env('SITE_URL');
+const runs = Number(env('RUNS', '5'));
+const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+
+const browser = await chromium.launch({
+  executablePath: env('CHROMIUM', '/usr/bin/chromium'),
+  headless: true,
+  args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu'],
+});
+const out = { first_paint_ms: [], class_list_ms: [] };
+
+// First paint, each time in a fresh context (nothing cached).
+for (let i = 0; i < 3; i++) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const t0 = Date.now();
+  await page.goto(site);
+  await page.waitForSelector('.class-card');
+  out.class_list_ms.push(Date.now() - t0);
+  out.first_paint_ms.push(await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN));
+  await context.close();
+}
+
+for (const backend of ['cpu', 'webgpu']) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const t0 = Date.now();
+  await page.goto(`${site}?backend=${backend}#/upload`);
+  await page.waitForSelector('.status.ready, .status.error', { timeout: 300000 });
+  const loadMs = Date.now() - t0;
+  const status = (await page.textContent('.status')).trim();
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    await page.evaluate(() => { window.salientLastResult = undefined; });
+    await page.setInputFiles('#upload', env('IMAGE'));
+    await page.waitForFunction(() => window.salientLastResult, null, { timeout: 300000 });
+    times.push(JSON.parse(await page.evaluate(() => window.salientLastResult)).upload_to_heatmap_ms);
+  }
+  out[backend] = { status, load_ms: loadMs, upload_to_heatmap_ms: times, median_ms: median(times) };
+  await context.close();
+}
+out.first_paint_ms = median(out.first_paint_ms);
+out.class_list_ms = median(out.class_list_ms);
+await browser.close();
+const native = Number(env('NATIVE_MS', 'NaN'));
+out.native_ms = native;
+out.wasm_gzip_bytes = Number(env('WASM_GZIP_BYTES', 'NaN'));
+if (process.env.OUT) writeFileSync(process.env.OUT, JSON.stringify(out, null, 2));
+console.log(`wasm bundle (gzip): ${(out.wasm_gzip_bytes / 1e6).toFixed(1)} MB`);
+console.log(`first contentful paint: ${out.first_paint_ms.toFixed(0)} ms; class list shown: ${out.class_list_ms} ms (median of 3 cold loads)`);
+console.log('| backend | model ready | upload to heatmap (median of ' + runs + ') | vs native |');
+console.log('|---|---|---|---|');
+for (const b of ['cpu', 'webgpu']) {
+  const r = out[b];
+  console.log(`| ${r.status.replace(/\s+/g, ' ')} | ${r.load_ms} ms | ${r.median_ms.toFixed(0)} ms | ${(r.median_ms / native).toFixed(1)}× |`);
+}
+console.log(`| native (salient bench, batch 1) | | ${native.toFixed(1)} ms | 1.0× |`);

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Features + masks throughput: salient (burn) against ONNX Runtime, same weights, same run.
+
+`make bench` runs this in a virtual environment with numpy, onnx, onnxruntime and safetensors
+from PyPI. It writes seeded random ResNet-50 weights (torchvision layout, non-trivial batch
+norms) as safetensors, builds the identical network as an ONNX graph (clamp, normalize, ResNet-50,
+returning logits, features and the layer4 maps), and times, per batch size, one forward pass per
+batch plus the soft mask of each image's predicted class's top-5 features — the work `salient
+bench` times on the same file. Several runs after a warm-up; medians; peak memory of each
+process. Prints one table with the ratios; `--json` also writes the figures.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+from safetensors.numpy import save_file
+
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+STD = np.array([0.229, 0.224, 0.225], np.float32)
+LAYERS = [3, 4, 6, 3]
+
+
+def random_resnet50(seed=0):
+    """torchvision ResNet-50 state dict (numpy), Kaiming-normal convs, random batch norms."""
+    rng = np.random.default_rng(seed)
+    sd = {}
+
+    def conv(name, o, i, k):
+        sd[name + ".weight"] = (rng.standard_normal((o, i, k, k)) * np.sqrt(2.0 / (o * k * k))).astype(np.float32)
+
+    def bn(name, c):
+        sd[name + ".weight"] = rng.uniform(0.5, 1.0, c).astype(np.float32)
+        sd[name + ".bias"] = rng.uniform(-0.1, 0.1, c).astype(np.float32)
+        sd[name + ".running_mean"] = rng.uniform(-0.1, 0.1, c).astype(np.float32)
+        sd[name + ".running_var"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
+
+    conv("conv1", 64, 3, 7)
+    bn("bn1", 64)
+    c_in = 64
+    for s, n in enumerate(LAYERS):
+        planes = 64 << s
+        for b in range(n):
+            p = f"layer{s + 1}.{b}"
+            conv(p + ".conv1", planes, c_in, 1)
+            bn(p + ".bn1", planes)
+            conv(p + ".conv2", planes, planes, 3)
+            bn(p + ".bn2", planes)
+            conv(p + ".conv3", planes * 4, planes, 1)
+            bn(p + ".bn3", planes * 4)
+            if b == 0:
+                conv(p + ".downsample.0", planes * 4, c_in, 1)
+                bn(p + ".downsample.1", planes * 4)
+            c_in = planes * 4
+    sd["fc.weight"] = (rng.uniform(-1, 1, (1000, 2048)) / np.sqrt(2048)).astype(np.float32)
+    sd["fc.bias"] = (rng.uniform(-1, 1, 1000) / np.sqrt(2048)).astype(np.float32)
+    return sd
+
+
+def onnx_resnet50(sd):
+    """The same network as an ONNX graph: outputs logits [N,1000], features [N,2048], maps [N,2048,7,7]."""
+    nodes, inits = [], []
+    for k, v in sd.items():
+        inits.append(numpy_helper.from_array(v, k))
+    inits += [
+        numpy_helper.from_array(np.float32(0.0).reshape(()), "zero"),
+        numpy_helper.from_array(np.float32(1.0).reshape(()), "one"),
+        numpy_helper.from_array(MEAN.reshape(1, 3, 1, 1), "mean"),
+        numpy_helper.from_array(STD.reshape(1, 3, 1, 1), "std"),
+    ]
+    count = [0]
+
+    def fresh():
+        count[0] += 1
+        return f"t{count[0]}"
+
+    def conv_bn(x, conv, bn, k, stride, relu):
+        y = fresh()
+        nodes.append(helper.make_node("Conv", [x, conv + ".weight"], [y], kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4))
+        z = fresh()
+        nodes.append(helper.make_node("BatchNormalization", [y] + [f"{bn}.{n}" for n in ["weight", "bias", "running_mean", "running_var"]], [z], epsilon=1e-5))
+        if relu:
+            r = fresh()
+            nodes.append(helper.make_node("Relu", [z], [r]))
+            return r
+        return z
+
+    x = fresh()
+    nodes.append(helper.make_node("Clip", ["input", "zero", "one"], [x]))
+    y = fresh()
+    nodes.append(helper.make_node("Sub", [x, "mean"], [y]))
+    x = fresh()
+    nodes.append(helper.make_node("Div", [y, "std"], [x]))
+    x = conv_bn(x, "conv1", "bn1", 7, 2, True)
+    y = fresh()
+    nodes.append(helper.make_node("MaxPool", [x], [y], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+    x = y
+    for s, n in enumerate(LAYERS):
+        for b in range(n):
+            p = f"layer{s + 1}.{b}"
+            stride = 2 if s > 0 and b == 0 else 1
+            h = conv_bn(x, p + ".conv1", p + ".bn1", 1, 1, True)
+            h = conv_bn(h, p + ".conv2", p + ".bn2", 3, stride, True)
+            h = conv_bn(h, p + ".conv3", p + ".bn3", 1, 1, False)
+            short = conv_bn(x, p + ".downsample.0", p + ".downsample.1", 1, stride, False) if b == 0 else x
+            a = fresh()
+            nodes.append(helper.make_node("Add", [h, short], [a]))
+            x = "maps" if (s == 3 and b == n - 1) else fresh()
+            nodes.append(helper.make_node("Relu", [a], [x]))
+    g = fresh()
+    nodes.append(helper.make_node("GlobalAveragePool", ["maps"], [g]))
+    nodes.append(helper.make_node("Flatten", [g], ["features"]))
+    nodes.append(helper.make_node("Gemm", ["features", "fc.weight", "fc.bias"], ["logits"], transB=1))
+    graph = helper.make_graph(
+        nodes,
+        "resnet50",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 224, 224])],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1000]),
+            helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 2048]),
+            helper.make_tensor_value_info("maps", TensorProto.FLOAT, ["N", 2048, 7, 7]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def bilinear_matrix(n_in, n_out):
+    """Half-pixel bilinear interpolation as a matrix [n_out, n_in] (the engine's upsampling)."""
+    m = np.zeros((n_out, n_in), np.float32)
+    scale = n_in / n_out
+    for o in range(n_out):
+        x = max((o + 0.5) * scale - 0.5, 0.0)
+        x0 = min(int(np.floor(x)), n_in - 1)
+        x1 = min(x0 + 1, n_in - 1)
+        f = x - x0
+        m[o, x0] += 1 - f
+        m[o, x1] += f
+    return m
+
+
+def masks(logits, features, maps, fc, up):
+    """Soft mask of each image's predicted class's top-5 features: [N, 224, 224]."""
+    out = []
+    for i in range(logits.shape[0]):
+        c = int(np.argmax(logits[i]))
+        top = np.argsort(-(features[i] * fc[c]))[:5]
+        m = maps[i, top]
+        mx = m.reshape(5, -1).max(axis=1)
+        m = np.where(mx[:, None, None] > 0, m / np.maximum(mx, 1e-30)[:, None, None], 0)
+        out.append((up @ m @ up.T).max(axis=0))
+    return np.stack(out)
+
+
+def bench_ort(onnx_path, sd, batches, runs, per_run):
+    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    up = bilinear_matrix(7, 224)
+    fc = sd["fc.weight"]
+    rng = np.random.default_rng(0)
+    figures = {}
+    for b in batches:
+        x = rng.random((b, 3, 224, 224), dtype=np.float32)
+
+        def work():
+            for _ in range(per_run):
+                logits, features, maps = sess.run(None, {"input": x})
+                masks(logits, features, maps, fc, up)
+
+        work()
+        speeds = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            work()
+            speeds.append(b * per_run / (time.perf_counter() - t))
+        figures[b] = sorted(speeds)[len(speeds) // 2]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return figures, peak
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--salient", required=True, help="the salient binary")
+    ap.add_argument("--batch", default="1,16")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--batches", type=int, default=2, help="batches per run")
+    ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--ort-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--weights", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    batches = [int(b) for b in a.batch.split(",")]
+    if a.ort_only:  # child process: ONNX Runtime alone, so its peak memory is its own
+        from safetensors.numpy import load_file
+        sd = load_file(a.weights)
+        figures, peak = bench_ort(a.weights + ".onnx", sd, batches, a.runs, a.batches)
+        print(json.dumps({"figures": figures, "peak_rss_mb": peak}))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = os.path.join(tmp, "resnet50-random.safetensors")
+        sd = random_resnet50()
+        save_file(sd, weights)
+        onnx.save(onnx_resnet50(sd), weights + ".onnx")
+        child = [sys.executable, __file__, "--ort-only", "--weights", weights, "--salient", a.salient, "--batch", a.batch,
+                 "--runs", str(a.runs), "--batches", str(a.batches)]
+        ort_out = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout)
+        ours = json.loads(subprocess.run(
+            [a.salient, "bench", "-w", weights, "--batch", a.batch, "--runs", str(a.runs), "--batches", str(a.batches), "--json"],
+            check=True, capture_output=True, text=True).stdout)
+    ort_fig = {int(k): v for k, v in ort_out["figures"].items()}
+    our_fig = {b["batch"]: b["images_per_second"] for b in ours["batches"]}
+    print(f"ResNet-50, 224×224, features + top-5 masks, {os.cpu_count()} CPU threads, {platform.processor() or platform.machine()}")
+    print(f"(median of {a.runs} runs of {a.batches} batches after a warm-up; same random weights)")
+    print()
+    print("| runtime | " + " | ".join(f"batch {b} (img/s)" for b in batches) + " | peak RSS |")
+    print("|---|" + "---|" * len(batches) + "---|")
+    print(f"| ONNX Runtime {ort.__version__} | " + " | ".join(f"{ort_fig[b]:.1f}" for b in batches) + f" | {ort_out['peak_rss_mb']:.0f} MB |")
+    print(f"| salient ({ours['backend']}) | " + " | ".join(f"{our_fig[b]:.1f}" for b in batches) + f" | {ours['peak_rss_mb']:.0f} MB |")
+    print("| ratio salient / ORT | " + " | ".join(f"{our_fig[b] / ort_fig[b]:.2f}×" for b in batches) + f" | {ours['peak_rss_mb'] / ort_out['peak_rss_mb']:.2f}× |")
+    if ours.get("attack_seconds_per_step"):
+        s = ours["attack_seconds_per_step"]
+        print(f"\nsalient feature attack: {s:.3f} s per step, {100 * s:.0f} s for the default 100 steps")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"onnxruntime": ort_out, "onnxruntime_version": ort.__version__, "salient": ours}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
