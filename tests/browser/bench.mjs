@@ -43,7 +43,8 @@ for (const backend of ['cpu', 'webgpu']) {
   const status = (await page.textContent('.status')).trim();
   const times = [];
   for (let i = 0; i < runs; i++) {
-    await page.evaluate(() => { window.salientLastResult = undefined; });
+    // The same file again fires no change event unless the input is cleared first.
+    await page.evaluate(() => { window.salientLastResult = undefined; document.querySelector('#upload').value = ''; });
     await page.setInputFiles('#upload', env('IMAGE'));
     await page.waitForFunction(() => window.salientLastResult, null, { timeout: 300000 });
     times.push(JSON.parse(await page.evaluate(() => window.salientLastResult)).upload_to_heatmap_ms);
