@@ -5,7 +5,6 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use salient_engine::StateDict;
 
 use crate::error::{Error, Result};
@@ -57,7 +56,7 @@ pub fn run(args: FetchArgs) -> Result<()> {
         .or_else(default_model_path)
         .ok_or_else(|| Error::Usage("cannot find a home directory for the default location: pass --out".into()))?;
     if out.exists() {
-        let sha = sha256_of(&out)?;
+        let sha = crate::pipeline::manifest::file_sha256(&out)?;
         verify(&out, &sha, expected.as_deref())?;
         println!("{} is already here\nsha256 {sha}", out.display());
         return Ok(());
@@ -67,7 +66,7 @@ pub fn run(args: FetchArgs) -> Result<()> {
     }
     let part = PathBuf::from(format!("{}.part", out.display()));
     download(&args.url, &part, args.retries)?;
-    let sha = sha256_of(&part)?;
+    let sha = crate::pipeline::manifest::file_sha256(&part)?;
     println!("sha256 {sha}");
     verify(&part, &sha, expected.as_deref())?;
     if let Err(e) = StateDict::load(&part) {
@@ -101,19 +100,6 @@ fn verify(path: &Path, actual: &str, expected: Option<&str>) -> Result<()> {
     }
 }
 
-fn sha256_of(path: &Path) -> Result<String> {
-    let mut f = File::open(path).map_err(|e| salient_engine::Error::read(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| salient_engine::Error::read(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
 
 /// Downloads `url` into `part`, appending to what is already there (HTTP Range).
 fn download(url: &str, part: &Path, retries: u32) -> Result<()> {

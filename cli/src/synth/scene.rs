@@ -1,7 +1,7 @@
 //! One synthetic image: a class's core shape over a background, with the spurious cues drawn
 //! in, and the ground-truth region of each.
 
-use rand::RngExt;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Side of every image, in pixels (the synthetic model's input: 7×7 `layer4` maps).
@@ -159,7 +159,7 @@ pub fn render(shape: usize, cues: &[Cue], rng: &mut ChaCha8Rng) -> Scene {
 
     let mut rgb = vec![0u8; SIZE * SIZE * 3];
     let mut regions = vec![0u8; SIZE * SIZE];
-    let mut noise = ChaCha8Rng::seed_from(noise_seed);
+    let mut noise = ChaCha8Rng::seed_from_u64(noise_seed);
     let texture = cues.iter().copied().find(|c| c.is_texture());
     for py in 0..SIZE {
         for px in 0..SIZE {
@@ -238,24 +238,13 @@ pub fn render(shape: usize, cues: &[Cue], rng: &mut ChaCha8Rng) -> Scene {
     Scene { rgb, regions }
 }
 
-/// Seeding from a `u64`, in one place.
-trait SeedFrom {
-    fn seed_from(seed: u64) -> Self;
-}
-
-impl SeedFrom for ChaCha8Rng {
-    fn seed_from(seed: u64) -> Self {
-        rand::SeedableRng::seed_from_u64(seed)
-    }
-}
-
 /// The random stream of one image: a function of the dataset seed and the image's place only,
 /// so images can be drawn in any order and in parallel.
 pub fn image_rng(seed: u64, split: usize, class: usize, index: usize) -> ChaCha8Rng {
     let mixed = seed
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add((split as u64) << 48 | (class as u64) << 32 | index as u64);
-    ChaCha8Rng::seed_from(mixed)
+    ChaCha8Rng::seed_from_u64(mixed)
 }
 
 #[cfg(test)]

@@ -156,7 +156,7 @@ fn label_pairs(engine: &Engine, data: &Path, discover: &Path, truths: &[Truth], 
             let paths: Vec<PathBuf> = rels.iter().map(|r| data.join(r)).collect();
             let views = load_views(&paths, engine.view).into_iter().collect::<Result<Vec<_>, _>>()?;
             let outputs = engine.infer(&views, true)?;
-            let (mut object, mut cue_sum, mut cue_n) = (0.0, BTreeMap::<String, f64>::new(), BTreeMap::<String, usize>::new());
+            let (mut object, mut cue_sum) = (0.0, BTreeMap::<String, f64>::new());
             for (rel, out) in rels.iter().zip(&outputs) {
                 let truth = by_path.get(rel.as_str()).ok_or_else(|| Error::Usage(format!("{rel}: not in ground_truth.jsonl")))?;
                 let regions = read_regions(data, truth)?;
@@ -169,13 +169,11 @@ fn label_pairs(engine: &Engine, data: &Path, discover: &Path, truths: &[Truth], 
                     if truth.cues.iter().any(|n| n == cue.name()) {
                         let bit = 1u8 << cue.index();
                         *cue_sum.entry(cue.name().into()).or_default() += share(&|r| r != OBJECT && r & bit != 0);
-                        *cue_n.entry(cue.name().into()).or_default() += 1;
                     }
                 }
             }
             let object_share = object / rels.len().max(1) as f64;
             // Over all the pair's images: a cue absent from an image holds none of its mass.
-            let _ = cue_n;
             let cue_shares: BTreeMap<String, f64> = cue_sum.iter().map(|(k, v)| (k.clone(), v / rels.len().max(1) as f64)).collect();
             let best = cue_shares.iter().max_by(|a, b| a.1.total_cmp(b.1)).filter(|(_, v)| **v > object_share);
             out.push(PairLabel {
@@ -302,11 +300,17 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     let index_path = dataset.join(dataset::INDEX_FILE);
     let records: Vec<MaskRecord> = dataset::parse_index(&s(&index_path), &text(&index_path)?)?;
     let label_of: BTreeMap<(usize, usize), &PairLabel> = pairs.iter().map(|p| ((p.class, p.feature), p)).collect();
+    // The ground-truth regions of every image with masks, read once.
     let by_path: BTreeMap<String, &Truth> = truths.iter().map(|t| (t.path.clone(), t)).collect();
+    let mut regions_of: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+    for r in &records {
+        if let (false, Some(truth)) = (regions_of.contains_key(r.source.as_str()), by_path.get(&format!("test/{}", r.source))) {
+            regions_of.insert(&r.source, read_regions(&a.data, truth)?);
+        }
+    }
     let (mut iou_s, mut iou_c) = (Vec::new(), Vec::new());
     for r in &records {
-        let Some(truth) = by_path.get(&format!("test/{}", r.source)) else { continue };
-        let regions = read_regions(&a.data, truth)?;
+        let Some(regions) = regions_of.get(r.source.as_str()) else { continue };
         let mask_path = dataset.join(&r.mask);
         let mask = image::open(&mask_path).map_err(|e| Error::Usage(format!("{}: {e}", mask_path.display())))?.to_luma8().into_raw();
         if mask.len() != regions.len() {
@@ -322,7 +326,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         }
     }
 
-    write_site_notes(&a, &manifest, &pairs, &records, &truths)?;
+    write_site_notes(&a, &manifest, &pairs, &records, &regions_of)?;
 
     let mut models = Vec::new();
     let plain = a.plain.clone();
@@ -372,7 +376,13 @@ pub fn run(a: ScoreArgs) -> Result<()> {
 /// RUN/site-notes.json for `salient site --notes`: each class's plant, each pair's ground-truth
 /// shares, and an overlay of the ground-truth regions for every image of the dataset (object
 /// green, cues magenta).
-fn write_site_notes(a: &ScoreArgs, manifest: &Manifest, pairs: &[PairLabel], records: &[MaskRecord], truths: &[Truth]) -> Result<()> {
+fn write_site_notes(
+    a: &ScoreArgs,
+    manifest: &Manifest,
+    pairs: &[PairLabel],
+    records: &[MaskRecord],
+    regions_of: &BTreeMap<&str, Vec<u8>>,
+) -> Result<()> {
     let mut notes = salient_engine::site::SiteNotes::default();
     for c in &manifest.classes {
         let text = match &c.cue {
@@ -399,15 +409,13 @@ fn write_site_notes(a: &ScoreArgs, manifest: &Manifest, pairs: &[PairLabel], rec
         );
         notes.features.insert(format!("{}/{}", p.class, p.feature), text);
     }
-    let by_path: BTreeMap<String, &Truth> = truths.iter().map(|t| (t.path.clone(), t)).collect();
     for r in records {
         if notes.images.contains_key(&r.source) {
             continue;
         }
-        let Some(truth) = by_path.get(&format!("test/{}", r.source)) else { continue };
-        let regions = read_regions(&a.data, truth)?;
+        let Some(regions) = regions_of.get(r.source.as_str()) else { continue };
         let mut rgba = Vec::with_capacity(regions.len() * 4);
-        for &g in &regions {
+        for &g in regions {
             rgba.extend_from_slice(match g {
                 OBJECT => &[40, 220, 90, 120],
                 0 => &[0, 0, 0, 0],
