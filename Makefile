@@ -20,7 +20,7 @@ TRUNK_VERSION := 0.21.14
 # Must equal the `wasm-bindgen` pin in app/Cargo.toml.
 WASM_BINDGEN_VERSION := 0.2.130
 
-.PHONY: demo test build app site synth-models bench bench-web tools fixtures clean
+.PHONY: demo test build app site synth-models bench bench-gpu bench-scaling bench-web tools fixtures clean
 
 PORT ?= 8080
 ROBUST := models/synth-robust.safetensors
@@ -76,6 +76,22 @@ bench: build
 	@$(BENCH_ENV)/bin/pip install -q numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0 safetensors==0.8.0
 	@mkdir -p $(DEMO_OUT)
 	$(BENCH_ENV)/bin/python tools/bench_cpu.py --salient $(SALIENT) --json $(DEMO_OUT)/bench-cpu.json
+
+# Time vs number of images (100, 1k, 10k synthetic JPEGs through `salient build`) and vs batch
+# size; plots into docs/, with the projected cost of an ImageNet run.
+bench-scaling: build
+	@test -x $(BENCH_ENV)/bin/python || python3 -m venv $(BENCH_ENV)
+	@$(BENCH_ENV)/bin/pip install -q numpy==2.4.6 safetensors==0.8.0 pillow==12.0.0 matplotlib==3.10.7
+	$(BENCH_ENV)/bin/python tools/bench_scaling.py --salient $(SALIENT) --work $(CACHE)/scaling --plot docs/scaling
+
+# On a machine with an NVIDIA GPU: salient's cuda backend against PyTorch eager, same weights.
+TORCH_ENV := $(CACHE)/torchenv
+bench-gpu:
+	cargo build --release -p salient --features cuda
+	@test -x $(TORCH_ENV)/bin/python || python3 -m venv $(TORCH_ENV)
+	@$(TORCH_ENV)/bin/pip install -q torch torchvision numpy safetensors
+	@mkdir -p $(DEMO_OUT)
+	$(TORCH_ENV)/bin/python tools/bench_gpu.py --salient $(SALIENT) --json $(DEMO_OUT)/bench-gpu.json
 
 # The explorer's speed in headless Chromium (CPU and WebGPU) against the same work natively.
 BENCH_PORT ?= 8765

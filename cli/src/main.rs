@@ -13,6 +13,10 @@ mod synth;
 
 use clap::{Parser, Subcommand};
 
+/// See `Cargo.toml`: large tensors are reused rather than mapped afresh for every layer.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use commands::{attack, bench, build, convert, discover, eval, explain, fetch, labels, mask, merge, predict, rank, serve, site, spuriosity};
 
 /// Find the spurious features an image classifier relies on.

@@ -21,8 +21,10 @@ pub struct ModelArgs {
     #[arg(long, short = 'w', value_name = "FILE", env = "SALIENT_WEIGHTS")]
     pub weights: Option<PathBuf>,
 
-    /// Compute backend: flex (CPU), wgpu or cuda (when this build includes them).
-    #[arg(long, value_name = "NAME", default_value = "flex")]
+    /// Compute backend: auto, flex (CPU), wgpu or cuda (the GPU ones when this build includes
+    /// them). auto: cuda if compiled in and an NVIDIA driver is loaded, else wgpu if compiled in,
+    /// else flex.
+    #[arg(long, value_name = "NAME", default_value = "auto")]
     pub backend: Backend,
 }
 

@@ -29,6 +29,21 @@ impl Backend {
         }
     }
 
+    /// The fastest backend this build can use on this machine, for `--backend auto`: CUDA when
+    /// compiled in and an NVIDIA driver is loaded, else wgpu when compiled in (a build made for a
+    /// GPU), else `flex`. Never a software GPU by default: the default build has no GPU backend,
+    /// and on a machine without a GPU, wgpu's software Vulkan runs ResNet-50 ~20× slower than
+    /// `flex` (measured: 0.3 vs 6.4 images/s on 2 cores).
+    pub fn fastest() -> Backend {
+        if Backend::Cuda.is_compiled() && nvidia_driver_loaded() {
+            Backend::Cuda
+        } else if Backend::Wgpu.is_compiled() {
+            Backend::Wgpu
+        } else {
+            Backend::Flex
+        }
+    }
+
     /// Whether this build includes the backend.
     pub fn is_compiled(self) -> bool {
         match self {
@@ -62,6 +77,12 @@ impl Backend {
     }
 }
 
+/// Linux exposes a loaded NVIDIA kernel driver here; elsewhere, a CUDA build is taken as made
+/// for a machine with the GPU.
+fn nvidia_driver_loaded() -> bool {
+    !cfg!(target_os = "linux") || std::path::Path::new("/proc/driver/nvidia/version").exists()
+}
+
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -70,10 +91,14 @@ impl fmt::Display for Backend {
 
 impl FromStr for Backend {
     type Err = Error;
+    /// `flex`, `wgpu`, `cuda`, or `auto` ([`Backend::fastest`]).
     fn from_str(s: &str) -> Result<Self, Error> {
+        if s == "auto" {
+            return Ok(Backend::fastest());
+        }
         Backend::ALL
             .into_iter()
             .find(|b| b.name() == s)
-            .ok_or_else(|| Error::Invalid(format!("unknown backend `{s}`: use flex, wgpu or cuda")))
+            .ok_or_else(|| Error::Invalid(format!("unknown backend `{s}`: use auto, flex, wgpu or cuda")))
     }
 }

@@ -32,6 +32,10 @@ pub struct MaskRecord {
     pub label: Label,
     /// The image's place among the feature's top images of the class (0 = highest activation).
     pub position: usize,
+    /// The feature's rank among the class's features (1 = most important), when the
+    /// annotations give it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<usize>,
     /// Image name without extension.
     pub image: String,
     /// The image file, relative to the images root.
@@ -128,6 +132,7 @@ mod tests {
             feature: 7,
             label: Label::Spurious,
             position: 0,
+            rank: Some(2),
             image: "w_1".into(),
             source: "w/w_1.JPEG".into(),
             activation: 1.5,

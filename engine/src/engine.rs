@@ -51,7 +51,7 @@ impl Engine {
     /// The architecture is read off the state dict; every tensor's shape is checked.
     pub fn from_state_dict(sd: &StateDict, device: &Device) -> Result<Self, Error> {
         let config = ResNetConfig::infer(sd)?;
-        let model = config.load(sd, device)?.valid();
+        let model = config.load(sd, device)?.valid().fold_batch_norms();
         let fc = sd.get("fc.weight", &[config.num_classes, config.feature_dim()])?.data.clone();
         let class_names = match &sd.class_names {
             Some(names) if names.len() == config.num_classes => names.clone(),
@@ -74,7 +74,7 @@ impl Engine {
 
     /// Randomly initialized weights, seeded: predictions mean nothing.
     pub fn untrained(config: ResNetConfig, device: &Device, seed: u64) -> Self {
-        let model = config.init(device, seed).valid();
+        let model = config.init(device, seed).valid().fold_batch_norms();
         let (f, c) = (config.feature_dim(), config.num_classes);
         let w = model.fc.weight.val().into_data().try_to_vec::<f32>().unwrap_or_default();
         let mut fc = vec![0.0; f * c];

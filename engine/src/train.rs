@@ -31,7 +31,7 @@ impl TrainSet {
 
     /// `[B, 3, side, side]` in [0, 1] for the images `idx`, each mirrored left-right where
     /// `flip` says so.
-    fn batch(&self, idx: &[usize], flip: &[bool], device: &Device) -> Tensor<4> {
+    pub fn batch(&self, idx: &[usize], flip: &[bool], device: &Device) -> Tensor<4> {
         let s = self.side;
         let mut data = vec![0f32; idx.len() * 3 * s * s];
         for (b, (&i, &f)) in idx.iter().zip(flip).enumerate() {

@@ -211,6 +211,7 @@ fn build_class(
                 feature: pair.feature,
                 label: pair.label,
                 position,
+                rank: pair.rank,
                 image: image.name.clone(),
                 source: image.rel.clone(),
                 activation: c.activation,

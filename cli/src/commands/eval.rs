@@ -167,6 +167,7 @@ impl Masks {
                         feature,
                         label,
                         position,
+                        rank: None,
                         source: format!("{wnid}/{image}.JPEG"),
                         mask: dataset::mask_path(wnid, feature, &image, "JPEG"),
                         image,

@@ -169,7 +169,10 @@ pub fn run(args: SiteArgs) -> Result<()> {
     for (&class, (wnid, feats)) in &by_class {
         let name = class_name(class, wnid);
         let mut page = ClassPage { class, wnid: wnid.clone(), name: name.clone(), features: Vec::new(), note: notes.classes.get(&class).cloned() };
-        for (rank, (feature, label, imgs)) in feats.iter().enumerate() {
+        // Discover's rank when the annotations carried it, else the order of the index.
+        let mut feats: Vec<_> = feats.iter().enumerate().map(|(i, f)| (f.2[0].rank.unwrap_or(i + 1), f)).collect();
+        feats.sort_by_key(|(rank, _)| *rank);
+        for (rank, (feature, label, imgs)) in feats {
             let mut images = Vec::new();
             for r in imgs {
                 let mask = format!("data/masks/{}", r.mask);
@@ -183,7 +186,7 @@ pub fn run(args: SiteArgs) -> Result<()> {
                 wnid: wnid.clone(),
                 name: name.clone(),
                 feature: *feature,
-                rank: rank + 1,
+                rank,
                 label: Some(*label),
                 images: images
                     .iter()
@@ -198,7 +201,7 @@ pub fn run(args: SiteArgs) -> Result<()> {
                     .collect(),
             });
             let note = notes.features.get(&format!("{class}/{feature}")).cloned();
-            page.features.push(FeaturePage { feature: *feature, label: *label, rank: rank + 1, attack, images, note });
+            page.features.push(FeaturePage { feature: *feature, label: *label, rank, attack, images, note });
             bar.inc(1);
         }
         let of = |l: Label| page.features.iter().filter(|f| f.label == l).map(|f| f.feature).collect();

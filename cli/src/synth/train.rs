@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use salient_engine::burn::tensor::{Tensor, TensorData};
 use salient_engine::model::{BlockKind, Stem};
 use salient_engine::preprocess::View;
 use salient_engine::train::{train, TrainOptions, TrainSet};
@@ -50,8 +49,10 @@ pub struct TrainArgs {
     width: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Compute backend: flex (CPU), wgpu or cuda (when this build includes them).
-    #[arg(long, value_name = "NAME", default_value = "flex")]
+    /// Compute backend: auto, flex (CPU), wgpu or cuda (the GPU ones when this build includes
+    /// them). auto: cuda if compiled in and an NVIDIA driver is loaded, else wgpu if compiled in,
+    /// else flex.
+    #[arg(long, value_name = "NAME", default_value = "auto")]
     backend: salient_engine::Backend,
 }
 
@@ -109,20 +110,10 @@ fn load_split<'a>(root: &Path, truths: &'a [Truth], split: &str) -> Result<(Trai
 /// Predicted class of every image of `set`.
 pub fn predict(model: &ResNet, set: &TrainSet) -> Vec<usize> {
     let device = model.fc.weight.val().device();
-    let s = set.side;
     let mut out = Vec::with_capacity(set.len());
     for start in (0..set.len()).step_by(64) {
-        let n = 64.min(set.len() - start);
-        let mut data = vec![0f32; n * 3 * s * s];
-        for b in 0..n {
-            let img = &set.pixels[(start + b) * s * s * 3..(start + b + 1) * s * s * 3];
-            for (p, px) in img.chunks_exact(3).enumerate() {
-                for c in 0..3 {
-                    data[(b * 3 + c) * s * s + p] = px[c] as f32 / 255.0;
-                }
-            }
-        }
-        let x = Tensor::<4>::from_data(TensorData::new(data, [n, 3, s, s]), &device);
+        let idx: Vec<usize> = (start..set.len().min(start + 64)).collect();
+        let x = set.batch(&idx, &vec![false; idx.len()], &device);
         let pred = model.forward(x).logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().unwrap_or_default();
         out.extend(pred.into_iter().map(|p| p as usize));
     }

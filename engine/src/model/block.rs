@@ -5,17 +5,23 @@ use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::activation::relu;
-use burn::tensor::Tensor;
+use burn::tensor::{Slice, Tensor};
 
 use super::source::ParamSource;
 use crate::checkpoint::HostTensor;
 use crate::error::Error;
 
-/// `conv` (no bias) then eval-mode `bn`, as every torchvision ResNet convolution is.
+/// `conv` (no bias) then eval-mode `bn`, as every torchvision ResNet convolution is; after
+/// [`ConvBn::fold`], the convolution alone, with the batch norm folded into its weights and bias.
 #[derive(Module, Debug)]
 pub struct ConvBn {
     pub conv: Conv2d,
-    pub bn: BatchNorm,
+    /// `None` once folded.
+    pub bn: Option<BatchNorm>,
+    /// Once folded, a strided 1×1 convolution (the downsampling shortcuts) runs as a
+    /// subsampling by this step, then a stride-1 convolution: burn `flex` has a fast path for
+    /// 1×1 stride 1 only, and the general path is 2–3× slower on these shapes. 1 otherwise.
+    pub subsample: usize,
 }
 
 /// Shape of one convolution: `[out, in / groups, k, k]`, with its stride and groups.
@@ -60,21 +66,59 @@ impl ConvBn {
             momentum: 0.1,
             epsilon: 1e-5,
         };
-        Ok(ConvBn { conv, bn })
+        Ok(ConvBn { conv, bn: Some(bn), subsample: 1 })
+    }
+
+    /// The same function with the batch norm folded into the convolution (inference only: the
+    /// running statistics become constants): with `s = γ / √(var + ε)`, weights `W·s` per output
+    /// channel and bias `β − mean·s`. One pass over the activation instead of several.
+    pub fn fold(self) -> Self {
+        let Some(bn) = self.bn else { return self };
+        let scale = bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt();
+        let bias = bn.beta.val() - bn.running_mean.value() * scale.clone();
+        let [c_out] = scale.dims();
+        let weight = self.conv.weight.val() * scale.reshape([c_out, 1, 1, 1]);
+        let [sy, sx] = self.conv.stride;
+        let pointwise = self.conv.kernel_size == [1, 1] && sy == sx && matches!(self.conv.padding, PaddingConfig2d::Explicit(0, 0, 0, 0));
+        let (stride, subsample) = if pointwise { ([1, 1], sy) } else { (self.conv.stride, 1) };
+        let conv = Conv2d { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)), stride, ..self.conv };
+        ConvBn { conv, bn: None, subsample }
     }
 
     /// `[N, C_in, H, W]` → `[N, C_out, H / stride, W / stride]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        let x = match self.subsample {
+            1 => x,
+            s => x.slice([Slice::full(), Slice::full(), Slice::new(0, None, s as isize), Slice::new(0, None, s as isize)]),
+        };
+        let x = self.conv.forward(x);
+        match &self.bn {
+            Some(bn) => bn.forward(x),
+            None => x,
+        }
     }
 
     /// Host copies of the parameters under their torchvision keys (the inverse of [`Self::build`]).
+    /// A folded convolution exports an identity batch norm carrying its bias.
     pub fn export(&self, conv: &str, bn: &str, out: &mut Vec<(String, HostTensor)>) {
         out.push((format!("{conv}.weight"), host_tensor(self.conv.weight.val())));
-        out.push((format!("{bn}.weight"), host_tensor(self.bn.gamma.val())));
-        out.push((format!("{bn}.bias"), host_tensor(self.bn.beta.val())));
-        out.push((format!("{bn}.running_mean"), host_tensor(self.bn.running_mean.value())));
-        out.push((format!("{bn}.running_var"), host_tensor(self.bn.running_var.value())));
+        match (&self.bn, &self.conv.bias) {
+            (Some(b), _) => {
+                out.push((format!("{bn}.weight"), host_tensor(b.gamma.val())));
+                out.push((format!("{bn}.bias"), host_tensor(b.beta.val())));
+                out.push((format!("{bn}.running_mean"), host_tensor(b.running_mean.value())));
+                out.push((format!("{bn}.running_var"), host_tensor(b.running_var.value())));
+            }
+            (None, bias) => {
+                let c = self.conv.weight.dims()[0];
+                let filled = |v: f32| HostTensor { shape: vec![c], dtype: crate::checkpoint::DType::F32, data: vec![v; c] };
+                out.push((format!("{bn}.weight"), filled(1.0)));
+                out.push((format!("{bn}.bias"), bias.as_ref().map_or_else(|| filled(0.0), |b| host_tensor(b.val()))));
+                out.push((format!("{bn}.running_mean"), filled(0.0)));
+                // var + ε = 1 exactly: the identity.
+                out.push((format!("{bn}.running_var"), filled(1.0 - 1e-5)));
+            }
+        }
     }
 }
 
@@ -108,6 +152,11 @@ impl Block {
             .map(|s| ConvBn::build(s, &format!("{prefix}.downsample.0"), &format!("{prefix}.downsample.1"), src))
             .transpose()?;
         Ok(Block { convs, downsample })
+    }
+
+    /// [`ConvBn::fold`] on every convolution.
+    pub fn fold(self) -> Self {
+        Block { convs: self.convs.into_iter().map(ConvBn::fold).collect(), downsample: self.downsample.map(ConvBn::fold) }
     }
 
     /// Host copies of the parameters, `prefix` being the block's torchvision name.

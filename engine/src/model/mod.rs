@@ -274,6 +274,17 @@ impl ResNet {
         x
     }
 
+    /// The same model for inference only, every batch norm folded into its convolution
+    /// ([`ConvBn::fold`]): one pass over each activation instead of several. What
+    /// [`crate::Engine`] runs.
+    pub fn fold_batch_norms(self) -> Self {
+        ResNet {
+            stem: self.stem.fold(),
+            stages: self.stages.into_iter().map(|blocks| blocks.into_iter().map(Block::fold).collect()).collect(),
+            ..self
+        }
+    }
+
     /// `[N, F]` features only.
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
         self.forward(images).features
@@ -337,5 +348,38 @@ mod tests {
             let diff: f32 = (a - b).abs().max().into_scalar();
             assert!(diff < 1e-5, "{diff}");
         }
+    }
+
+    #[test]
+    fn folding_batch_norms_keeps_the_function_and_its_export() {
+        let device = Device::flex();
+        let config = ResNetConfig::new(BlockKind::Bottleneck, [1, 1, 1, 1]).with_base_width(8).with_num_classes(5);
+        // Non-trivial statistics: trained weights are far from initialization's γ=1, β=0, μ=0, σ²=1.
+        let mut sd = config.init(&device, 5).state_dict("test");
+        for (key, t) in sd.tensors.iter_mut() {
+            for (i, v) in t.data.iter_mut().enumerate() {
+                let r = ((i * 7919 + key.len() * 31) % 97) as f32 / 97.0;
+                if key.ends_with("running_var") {
+                    *v = 0.5 + r;
+                } else if key.ends_with("running_mean") || key.ends_with("bn1.bias") || key.ends_with("bn2.bias") {
+                    *v = r - 0.5;
+                } else if key.contains(".bn") && key.ends_with(".weight") {
+                    *v = 0.5 + r;
+                }
+            }
+        }
+        let model = config.load(&sd, &device).unwrap();
+        let folded = config.load(&sd, &device).unwrap().fold_batch_norms();
+        assert!(folded.stem.bn.is_none() && folded.stages[3][0].convs[1].bn.is_none());
+        assert_eq!(folded.stages[1][0].downsample.as_ref().map(|d| d.subsample), Some(2));
+        let x = Tensor::<4>::random([2, 3, 64, 64], Distribution::Uniform(0.0, 1.0), &device);
+        let (a, b) = (model.forward(x.clone()), folded.forward(x.clone()));
+        let scale: f32 = a.layer4.clone().abs().max().into_scalar();
+        let diff: f32 = (a.layer4 - b.layer4).abs().max().into_scalar();
+        assert!(scale > 0.0 && diff <= 1e-5 * scale.max(1.0), "layer4 differs by {diff} (max {scale})");
+        // Exported as identity batch norms, the folded model reloads to the same function.
+        let back = config.load(&folded.state_dict("folded"), &device).unwrap();
+        let diff: f32 = (back.forward(x).logits - a.logits).abs().max().into_scalar();
+        assert!(diff < 1e-4, "{diff}");
     }
 }
