@@ -128,7 +128,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--salient", required=True, help="the salient binary")
     ap.add_argument("--batch", default="1,16")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--batches", type=int, default=2, help="batches per run")
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--ort-only", action="store_true", help=argparse.SUPPRESS)

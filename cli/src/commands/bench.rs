@@ -29,7 +29,7 @@ pub struct BenchArgs {
     batch: Vec<usize>,
 
     /// Timed runs per batch size (after one warm-up run).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     runs: usize,
 
     /// Batches per run.
