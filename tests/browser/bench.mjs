@@ -1,12 +1,13 @@
 // The web explorer's speed in Debian's headless Chromium (a benchmark, not a test): time to
-// first contentful paint of the class list, model load, and upload-to-heatmap on each backend.
+// first contentful paint of the class list, model load, upload-to-heatmap on each backend, and
+// the tab's peak memory (its renderer process; the GPU process apart) with the model loaded.
 // Run by `make bench-web`, which builds the demo site, serves it, and compares with native.
 //
 // Environment: SITE_URL (ending in /), IMAGE (an image to upload), RUNS (uploads per backend,
 // default 5), NATIVE_MS (the same work natively, per image), WASM_GZIP_BYTES, OUT (JSON
 // figures), CHROMIUM (default /usr/bin/chromium). Prints a table.
 import { chromium } from 'playwright-core';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 const env = (k, d) => process.env[k] ?? d;
 const site = env('SITE_URL');
@@ -20,6 +21,18 @@ const browser = await chromium.launch({
     '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu'],
 });
 const out = { first_paint_ms: [], class_list_ms: [] };
+const cdp = await browser.newBrowserCDPSession();
+// Peak resident memory (VmHWM, MB) of each live Chromium process of a type: the renderers are the
+// tabs, the gpu-process serves WebGPU for all of them.
+const peakMb = async (type) => {
+  const { processInfo } = await cdp.send('SystemInfo.getProcessInfo');
+  return processInfo.filter((p) => p.type === type).map((p) => {
+    try {
+      const kb = readFileSync(`/proc/${p.id}/status`, 'utf8').match(/VmHWM:\s+(\d+)/);
+      return kb ? Number(kb[1]) / 1024 : NaN;
+    } catch { return NaN; }
+  });
+};
 
 // First paint, each time in a fresh context (nothing cached).
 for (let i = 0; i < 3; i++) {
@@ -49,7 +62,10 @@ for (const backend of ['cpu', 'webgpu']) {
     await page.waitForFunction(() => window.salientLastResult, null, { timeout: 300000 });
     times.push(JSON.parse(await page.evaluate(() => window.salientLastResult)).upload_to_heatmap_ms);
   }
-  out[backend] = { status, load_ms: loadMs, upload_to_heatmap_ms: times, median_ms: median(times) };
+  // This context's page is the newest, largest renderer: the tab with the model loaded.
+  const tabPeakMb = Math.max(...(await peakMb('renderer')).filter(Number.isFinite));
+  const gpuPeakMb = Math.max(0, ...(await peakMb('gpu-process')).filter(Number.isFinite));
+  out[backend] = { status, load_ms: loadMs, upload_to_heatmap_ms: times, median_ms: median(times), tab_peak_mb: tabPeakMb, gpu_process_peak_mb: gpuPeakMb };
   await context.close();
 }
 out.first_paint_ms = median(out.first_paint_ms);
@@ -61,10 +77,10 @@ out.wasm_gzip_bytes = Number(env('WASM_GZIP_BYTES', 'NaN'));
 if (process.env.OUT) writeFileSync(process.env.OUT, JSON.stringify(out, null, 2));
 console.log(`wasm bundle (gzip): ${(out.wasm_gzip_bytes / 1e6).toFixed(1)} MB`);
 console.log(`first contentful paint: ${out.first_paint_ms.toFixed(0)} ms; class list shown: ${out.class_list_ms} ms (median of 3 cold loads)`);
-console.log('| backend | model ready | upload to heatmap (median of ' + runs + ') | vs native |');
-console.log('|---|---|---|---|');
+console.log('| backend | model ready | upload to heatmap (median of ' + runs + ') | vs native | tab peak memory | GPU process peak |');
+console.log('|---|---|---|---|---|---|');
 for (const b of ['cpu', 'webgpu']) {
   const r = out[b];
-  console.log(`| ${r.status.replace(/\s+/g, ' ')} | ${r.load_ms} ms | ${r.median_ms.toFixed(0)} ms | ${(r.median_ms / native).toFixed(1)}× |`);
+  console.log(`| ${r.status.replace(/\s+/g, ' ')} | ${r.load_ms} ms | ${r.median_ms.toFixed(0)} ms | ${(r.median_ms / native).toFixed(1)}× | ${r.tab_peak_mb.toFixed(0)} MB | ${r.gpu_process_peak_mb.toFixed(0)} MB |`);
 }
-console.log(`| native (salient bench, batch 1) | | ${native.toFixed(1)} ms | 1.0× |`);
+console.log(`| native (salient bench, batch 1) | | ${native.toFixed(1)} ms | 1.0× | | |`);
