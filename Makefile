@@ -84,14 +84,17 @@ bench-scaling: build
 	@$(BENCH_ENV)/bin/pip install -q numpy==2.4.6 safetensors==0.8.0 pillow==12.0.0 matplotlib==3.10.7
 	$(BENCH_ENV)/bin/python tools/bench_scaling.py --salient $(SALIENT) --work $(CACHE)/scaling --plot docs/scaling
 
-# On a machine with an NVIDIA GPU: salient's cuda backend against PyTorch eager, same weights.
+# On a machine with an NVIDIA GPU: salient against PyTorch eager, same weights. The cuda backend's
+# build downloads an LLVM bundle (cubecl-cuda's build script) and torch comes from PyPI, so this
+# needs internet once; `make bench-gpu GPU_BACKEND=wgpu` runs salient on Vulkan instead.
 TORCH_ENV := $(CACHE)/torchenv
+GPU_BACKEND ?= cuda
 bench-gpu:
-	cargo build --release -p salient --features cuda
+	cargo build --release -p salient --features $(GPU_BACKEND)
 	@test -x $(TORCH_ENV)/bin/python || python3 -m venv $(TORCH_ENV)
 	@$(TORCH_ENV)/bin/pip install -q torch torchvision numpy safetensors
 	@mkdir -p $(DEMO_OUT)
-	$(TORCH_ENV)/bin/python tools/bench_gpu.py --salient $(SALIENT) --json $(DEMO_OUT)/bench-gpu.json
+	$(TORCH_ENV)/bin/python tools/bench_gpu.py --salient $(SALIENT) --backend $(GPU_BACKEND) --json $(DEMO_OUT)/bench-gpu.json
 
 # The explorer's speed in headless Chromium (CPU and WebGPU) against the same work natively.
 BENCH_PORT ?= 8765
