@@ -20,7 +20,7 @@ TRUNK_VERSION := 0.21.14
 # Must equal the `wasm-bindgen` pin in app/Cargo.toml.
 WASM_BINDGEN_VERSION := 0.2.130
 
-.PHONY: demo test build app site synth-models bench bench-gpu bench-scaling bench-web tools fixtures clean
+.PHONY: demo test build app site synth-models bench bench-gpu bench-scaling bench-web bench-web-resnet50 tools fixtures clean
 
 PORT ?= 8080
 ROBUST := models/synth-robust.safetensors
@@ -98,13 +98,36 @@ bench-gpu:
 
 # The explorer's speed in headless Chromium (CPU and WebGPU) against the same work natively.
 BENCH_PORT ?= 8765
-bench-web: site
-	@$(SALIENT) bench -w $(ROBUST) --batch 1 --runs 5 --batches 20 --attack-steps 0 --json > $(DEMO_OUT)/bench-native.json
-	@$(SALIENT) serve $(DEMO_OUT)/site --port $(BENCH_PORT) > /dev/null & pid=$$!; sleep 1; \
-	  cd tests/browser && SITE_URL=http://127.0.0.1:$(BENCH_PORT)/ IMAGE=$(CURDIR)/$(DEMO_OUT)/bench/test/c2_triangle/c2_triangle_0000.png \
-	  NATIVE_MS=$$(sed 's/.*"images_per_second":\([0-9.]*\).*/\1/' $(CURDIR)/$(DEMO_OUT)/bench-native.json | awk '{print 1000/$$1}') \
-	  WASM_GZIP_BYTES=$$(gzip -9 -c $$(ls $(CURDIR)/dist/*.wasm) | wc -c) OUT=$(CURDIR)/$(DEMO_OUT)/bench-web.json \
+# $(call web-bench,SITE,WEIGHTS,IMAGE,UPLOADS,NAME): serve SITE, time it in Chromium against
+# `salient bench` on the same weights, figures into $(DEMO_OUT)/bench-web-NAME.json.
+define web-bench
+	@$(SALIENT) bench -w $(2) --batch 1 --runs 5 --batches 5 --attack-steps 0 --json > $(DEMO_OUT)/bench-native-$(5).json
+	@$(SALIENT) serve $(1) --port $(BENCH_PORT) > /dev/null & pid=$$!; sleep 1; \
+	  cd tests/browser && SITE_URL=http://127.0.0.1:$(BENCH_PORT)/ IMAGE=$(3) RUNS=$(4) \
+	  NATIVE_MS=$$(sed 's/.*"images_per_second":\([0-9.]*\).*/\1/' $(CURDIR)/$(DEMO_OUT)/bench-native-$(5).json | awk '{print 1000/$$1}') \
+	  WASM_GZIP_BYTES=$$(gzip -9 -c $$(ls $(CURDIR)/dist/*.wasm) | wc -c) OUT=$(CURDIR)/$(DEMO_OUT)/bench-web-$(5).json \
 	  node bench.mjs; status=$$?; kill $$pid; exit $$status
+endef
+WEB_IMAGE := $(CURDIR)/$(DEMO_OUT)/bench/test/c2_triangle/c2_triangle_0000.png
+bench-web: site
+	$(call web-bench,$(DEMO_OUT)/site,$(ROBUST),$(WEB_IMAGE),5,synth)
+
+# The same with a ResNet-50 (seeded random weights) for uploads: the real model's size in a tab.
+# Its site needs a dataset built with the same weights: 3 masks for 2 features of each class.
+R50_RANDOM := $(DEMO_OUT)/resnet50-random.safetensors
+bench-web-resnet50: site
+	@test -x $(BENCH_ENV)/bin/python || python3 -m venv $(BENCH_ENV)
+	@$(BENCH_ENV)/bin/pip install -q numpy==2.4.6 safetensors==0.8.0
+	$(BENCH_ENV)/bin/python -c "import sys; sys.path.insert(0, 'tools'); from bench_common import random_resnet50; \
+	  from safetensors.numpy import save_file; save_file(random_resnet50(), '$(R50_RANDOM)')"
+	@printf 'class,feature,label\n' > $(DEMO_OUT)/resnet50-labels.csv
+	@for c in 0 1 2 3 4 5 6 7 8 9; do printf "$$c,$$((c * 7)),core\n$$c,$$((c * 7 + 1)),spurious\n" >> $(DEMO_OUT)/resnet50-labels.csv; done
+	rm -rf $(DEMO_OUT)/resnet50-dataset
+	$(SALIENT) build -w $(R50_RANDOM) --images $(DEMO_OUT)/bench/test --annotations $(DEMO_OUT)/resnet50-labels.csv \
+	  --per-feature 3 -o $(DEMO_OUT)/resnet50-dataset
+	$(SALIENT) site --dataset $(DEMO_OUT)/resnet50-dataset --images $(DEMO_OUT)/bench/test --weights $(R50_RANDOM) \
+	  --attack-steps 0 --title "Salient · ResNet-50, random weights" -o $(DEMO_OUT)/site-resnet50
+	$(call web-bench,$(DEMO_OUT)/site-resnet50,$(R50_RANDOM),$(WEB_IMAGE),3,resnet50)
 
 # Installs what the tests need when it is missing; does nothing when it is there.
 tools:

@@ -23,7 +23,7 @@ const browser = await chromium.launch({
 const out = { first_paint_ms: [], class_list_ms: [] };
 const cdp = await browser.newBrowserCDPSession();
 // Peak resident memory (VmHWM, MB) of each live Chromium process of a type: the renderers are the
-// tabs, the gpu-process serves WebGPU for all of them.
+// tabs, the GPU process serves WebGPU for all of them.
 const peakMb = async (type) => {
   const { processInfo } = await cdp.send('SystemInfo.getProcessInfo');
   return processInfo.filter((p) => p.type === type).map((p) => {
@@ -64,7 +64,7 @@ for (const backend of ['cpu', 'webgpu']) {
   }
   // This context's page is the newest, largest renderer: the tab with the model loaded.
   const tabPeakMb = Math.max(...(await peakMb('renderer')).filter(Number.isFinite));
-  const gpuPeakMb = Math.max(0, ...(await peakMb('gpu-process')).filter(Number.isFinite));
+  const gpuPeakMb = Math.max(0, ...(await peakMb('GPU')).filter(Number.isFinite));
   out[backend] = { status, load_ms: loadMs, upload_to_heatmap_ms: times, median_ms: median(times), tab_peak_mb: tabPeakMb, gpu_process_peak_mb: gpuPeakMb };
   await context.close();
 }

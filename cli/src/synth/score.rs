@@ -129,6 +129,24 @@ fn text(p: &Path) -> Result<String> {
     std::fs::read_to_string(p).map_err(|e| salient_engine::Error::read(p, e).into())
 }
 
+/// A stage folder of an earlier score run made from other inputs (other weights or data, labels
+/// from another version) is this command's own derived data: it is removed so that the stage
+/// starts afresh instead of refusing the folder. `expect`: manifest parameters and their values.
+fn restart_if_stale(dir: &Path, expect: &[(&str, &str)]) -> Result<()> {
+    let Ok(old) = crate::pipeline::manifest::Manifest::read(dir) else { return Ok(()) };
+    let stale = expect.iter().find(|(k, v)| old.params.get(*k).and_then(Value::as_str) != Some(*v));
+    if let Some((key, _)) = stale {
+        eprintln!("  {} was made with another {key}: starting it afresh", dir.display());
+        std::fs::remove_dir_all(dir).map_err(|e| salient_engine::Error::write(dir, e))?;
+    }
+    Ok(())
+}
+
+/// The absolute path the stages record for an input folder.
+fn canonical(p: &Path) -> Result<String> {
+    Ok(std::fs::canonicalize(p).map_err(|e| salient_engine::Error::read(p, e))?.display().to_string())
+}
+
 fn s(p: &Path) -> String {
     p.display().to_string()
 }
@@ -271,6 +289,8 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     args.extend([robust.as_str(), "--images"]);
     let (train_s, test_s, discover_s) = (s(&train), s(&test), s(&discover));
     args.extend([train_s.as_str(), "-o", discover_s.as_str(), "--group", "label", "--attack-steps", attack_steps.as_str()]);
+    let robust_sha = crate::pipeline::manifest::file_sha256(&a.robust)?;
+    restart_if_stale(&discover, &[("weights", &robust_sha), ("images", &canonical(&train)?)])?;
     if discover.join("index.json").exists() {
         args.push("--resume");
     }
@@ -291,6 +311,8 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     let (labels_s, dataset_s, per_feature) = (s(&labels), s(&dataset), a.per_feature.to_string());
     let mut build = vec!["build", "-w", robust.as_str(), "--images", test_s.as_str(), "--annotations", labels_s.as_str()];
     build.extend(["-o", dataset_s.as_str(), "--per-feature", per_feature.as_str()]);
+    let labels_sha = crate::pipeline::manifest::file_sha256(&labels)?;
+    restart_if_stale(&dataset, &[("weights", &robust_sha), ("images", &canonical(&test)?), ("annotations", &labels_sha)])?;
     if dataset.exists() {
         build.push("--resume");
     }
