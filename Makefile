@@ -61,7 +61,7 @@ build:
 # The web explorer's bundle (wasm, JS, CSS) in dist/, rebuilt only when its sources change
 # (trunk re-runs wasm-bindgen and wasm-opt, minutes, on every call).
 APP_SOURCES := $(shell find app engine/src engine/data public -type f 2>/dev/null) \
-	Cargo.toml Cargo.lock app/Cargo.toml engine/Cargo.toml Trunk.toml
+	Cargo.toml Cargo.lock app/Cargo.toml engine/Cargo.toml Trunk.toml .cargo/config.toml
 app: tools dist/index.html
 
 dist/index.html: $(APP_SOURCES)

@@ -2,6 +2,8 @@
 
 NumPy only, so each benchmark's environment needs just its own runtime besides.
 """
+import time
+
 import numpy as np
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -70,3 +72,14 @@ def masks(logits, features, maps, fc, up):
         m = np.where(mx[:, None, None] > 0, m / np.maximum(mx, 1e-30)[:, None, None], 0)
         out.append((up @ m @ up.T).max(axis=0))
     return np.stack(out)
+
+
+def images_per_second(work, images, runs):
+    """Median images/s of `runs` timed calls of `work` (which handles `images` images), after a warm-up."""
+    work()
+    speeds = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        work()
+        speeds.append(images / (time.perf_counter() - t))
+    return sorted(speeds)[len(speeds) // 2]

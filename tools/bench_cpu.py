@@ -17,7 +17,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import onnx
@@ -25,7 +24,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from safetensors.numpy import save_file
 
-from bench_common import LAYERS, MEAN, STD, bilinear_matrix, masks, random_resnet50
+from bench_common import LAYERS, MEAN, STD, bilinear_matrix, images_per_second, masks, random_resnet50
 
 
 def onnx_resnet50(sd):
@@ -113,13 +112,7 @@ def bench_ort(onnx_path, sd, batches, runs, per_run):
                 logits, features, maps = sess.run(None, {"input": x})
                 masks(logits, features, maps, fc, up)
 
-        work()
-        speeds = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            work()
-            speeds.append(b * per_run / (time.perf_counter() - t))
-        figures[b] = sorted(speeds)[len(speeds) // 2]
+        figures[b] = images_per_second(work, b * per_run, runs)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return figures, peak
 

@@ -23,7 +23,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 import torchvision
 from safetensors.numpy import load_file, save_file
 
-from bench_common import MEAN, STD, random_resnet50
+from bench_common import MEAN, STD, images_per_second, random_resnet50
 
 
 def torch_model(sd, device):
@@ -77,13 +76,7 @@ def bench_torch(weights, device, batches, runs, per_run):
             if dev.type == "cuda":
                 torch.cuda.synchronize()
 
-        work()
-        speeds = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            work()
-            speeds.append(b * per_run / (time.perf_counter() - t))
-        figures[b] = sorted(speeds)[len(speeds) // 2]
+        figures[b] = images_per_second(work, b * per_run, runs)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
