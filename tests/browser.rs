@@ -77,6 +77,10 @@ fn explorer_in_chromium_matches_the_cli() {
     ok(&["discover", "-w", &w, "--images", &images, "--group", "label", "--top", "2", "--show", "3", "--attack-steps", "3", "-o", "run"], root);
     let app = dist.display().to_string();
     ok(&["site", "--dataset", "ds", "--images", &images, "-w", &w, "--run", "run", "--app", &app, "--attack-steps", "3", "-o", "site"], root);
+    // Features are listed in the annotations' rank order, with that rank.
+    let page: Value = serde_json::from_str(&std::fs::read_to_string(root.join("site/data/classes/0.json")).unwrap()).unwrap();
+    let ranked: Vec<(u64, u64)> = page["features"].as_array().unwrap().iter().map(|f| (f["rank"].as_u64().unwrap(), f["feature"].as_u64().unwrap())).collect();
+    assert_eq!(ranked, vec![(1, 0), (2, 100), (3, 200)]);
     let base = serve_dir(root.join("site"), "/salient/demo/");
 
     // The native CLI on the image the browser will analyse.

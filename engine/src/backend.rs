@@ -102,3 +102,26 @@ impl FromStr for Backend {
             .ok_or_else(|| Error::Invalid(format!("unknown backend `{s}`: use auto, flex, wgpu or cuda")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_picks_a_compiled_backend_and_names_parse() {
+        let auto: Backend = "auto".parse().unwrap();
+        assert!(auto.is_compiled());
+        assert_eq!(auto, Backend::fastest());
+        for b in Backend::ALL {
+            assert_eq!(b.name().parse::<Backend>().unwrap(), b);
+        }
+        let e = "tpu".parse::<Backend>().unwrap_err().to_string();
+        assert!(e.contains("unknown backend `tpu`") && e.contains("auto, flex, wgpu or cuda"), "{e}");
+    }
+
+    #[cfg(all(feature = "flex", not(any(feature = "cuda", feature = "wgpu", feature = "webgpu"))))]
+    #[test]
+    fn a_cpu_only_build_runs_flex_by_default() {
+        assert_eq!(Backend::fastest(), Backend::Flex);
+    }
+}

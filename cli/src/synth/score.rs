@@ -513,4 +513,16 @@ mod tests {
         assert_eq!(iou(&mask, &[true, false, false, false]), Some(0.5));
         assert_eq!(iou(&mask, &[false; 4]), None);
     }
+
+    #[test]
+    fn a_stage_made_from_other_inputs_starts_afresh_and_a_matching_one_is_kept() {
+        let dir = std::env::temp_dir().join(format!("salient-score-stale-{}", std::process::id()));
+        let stage = crate::pipeline::manifest::Manifest { kind: "build".into(), params: serde_json::json!({"annotations": "aa", "weights": "ww"}) };
+        stage.claim(&dir, false).unwrap();
+        restart_if_stale(&dir, &[("weights", "ww"), ("annotations", "aa")]).unwrap();
+        assert!(dir.join(crate::pipeline::manifest::MANIFEST_FILE).exists(), "a matching stage is resumed, not removed");
+        restart_if_stale(&dir, &[("weights", "ww"), ("annotations", "bb")]).unwrap();
+        assert!(!dir.exists(), "a stage built from other labels is removed");
+        restart_if_stale(&dir, &[("weights", "ww")]).unwrap(); // nothing there: nothing to do
+    }
 }
