@@ -46,19 +46,23 @@ def wnids():
 
 def write_images(root, count, seed=0):
     """`count` JPEGs spread over the classes; smooth noise compresses like a photograph."""
-    if os.path.exists(os.path.join(root, ".complete")) and int(open(os.path.join(root, ".complete")).read()) == count:
-        return
+    done = os.path.join(root, ".complete")
+    if os.path.exists(done):
+        with open(done) as f:
+            if f.read().strip() == str(count):
+                return
     shutil.rmtree(root, ignore_errors=True)
     rng = np.random.default_rng(seed)
+    classes = wnids()
     for i in range(count):
-        wnid = wnids()[i % CLASSES]
+        wnid = classes[i % CLASSES]
         os.makedirs(os.path.join(root, wnid), exist_ok=True)
         coarse = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
         img = Image.fromarray(coarse).resize((500, 375), Image.BICUBIC)
         fine = rng.integers(-12, 13, (375, 500, 3))
         img = Image.fromarray(np.clip(np.asarray(img, np.int16) + fine, 0, 255).astype(np.uint8))
         img.save(os.path.join(root, wnid, f"{wnid}_{i:06d}.JPEG"), quality=90)
-    with open(os.path.join(root, ".complete"), "w") as f:
+    with open(done, "w") as f:
         f.write(str(count))
 
 
