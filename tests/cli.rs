@@ -259,15 +259,6 @@ fn serve(body: Vec<u8>, break_first: usize, cut: usize) -> (String, Arc<std::syn
     (url, log)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    // The CLI prints the digest; compute the reference with the system tool.
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("f");
-    std::fs::write(&p, bytes).unwrap();
-    let o = std::process::Command::new("sha256sum").arg(&p).output().expect("sha256sum is available");
-    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_owned()
-}
-
 #[test]
 fn fetch_model_resumes_broken_downloads_and_checks_the_digest() {
     let body = std::fs::read(fixture("model_robust_legacy.pt")).unwrap();

@@ -96,4 +96,93 @@ put("feature-too-large.csv", b"class,feature,label\n3,2048,spurious\n")
 put("bad-label.csv", b"class,feature,label\n3,5,maybe\n")
 put("ragged.csv", b"class,feature,label\n3,5\n")
 put("bad-index.jsonl", b'{"class": 0}\nnot json\n')
+
+# Round two. Paths in a dataset index that leave their roots.
+record = {"class": 0, "wnid": "n01440764", "feature": 1, "label": "core", "position": 0, "image": "n01440764_1",
+          "source": "n01440764/n01440764_1.JPEG", "activation": 1.0, "mask": "n01440764/feature_1/n01440764_1.png",
+          "sha256": "00"}
+put("index-absolute-mask.jsonl", (json.dumps(dict(record, mask="/etc/shadow")) + "\n").encode())
+put("index-wnid-traversal.jsonl", (json.dumps(dict(record, wnid="../../../../tmp/x")) + "\n").encode())
+put("index-source-traversal.jsonl", (json.dumps(dict(record, source="n01440764/../../../etc/passwd")) + "\n").encode())
+put("index-image-slash.jsonl", (json.dumps(dict(record, image="a/b")) + "\n").encode())
+
+
+def pickle_str(s):
+    b = s.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def pickle_int(v):
+    b = v.to_bytes((v.bit_length() + 8) // 8 or 1, "little", signed=True)
+    return b"\x8a" + bytes([len(b)]) + b
+
+
+def tensor_pickle(numel, key="conv1.weight"):
+    """A torch state dict {key: tensor of `numel` floats in storage '0'}, protocol 2."""
+    storage = b"(" + pickle_str("storage") + b"ctorch\nFloatStorage\n" + pickle_str("0") + pickle_str("cpu") + pickle_int(numel) + b"tQ"
+    args = b"(" + storage + b"K\x00(" + pickle_int(numel) + b"t(K\x01t\x89ccollections\nOrderedDict\n)Rt"
+    return b"\x80\x02}(" + pickle_str(key) + b"ctorch._utils\n_rebuild_tensor_v2\n" + args + b"Ru."
+
+
+def torch_zip(pkl, storages=()):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in [("archive/data.pkl", pkl), ("archive/version", b"3\n")] + [("archive/data/" + k, v) for k, v in storages]:
+            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    return buf.getvalue()
+
+
+# 60 dicts, each holding the previous one twice (memo GET): 2^60 paths through 2 kB.
+dag = b"\x80\x02}q\x00"
+for i in range(1, 61):
+    dag += b"}q" + bytes([i]) + b"(" + pickle_str("a") + b"h" + bytes([i - 1]) + pickle_str("b") + b"h" + bytes([i - 1]) + b"u"
+put("pickle-shared-dag.pt", torch_zip(dag + b"."))
+# A storage declared with 2^38 floats (1 TiB).
+put("storage-1tib.pt", torch_zip(tensor_pickle(1 << 38), [("0", b"\0" * 16)]))
+
+
+def zip64_stored(entries):
+    """A zip whose entries are (name, data, declared_size): stored, sizes in zip64 extra fields."""
+    out, central = b"", b""
+    for name, data, declared in entries:
+        n = name.encode()
+        crc = zlib.crc32(data) & 0xFFFFFFFF
+        extra = struct.pack("<HHQQ", 1, 16, declared, declared)
+        offset = len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 0, 0, 0, crc, 0xFFFFFFFF, 0xFFFFFFFF, len(n), len(extra)) + n + extra + data
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, 0, 0, 0, crc, 0xFFFFFFFF, 0xFFFFFFFF,
+                               len(n), len(extra), 0, 0, 0, 0, offset) + n + extra
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(central), len(out), 0)
+    return out + central + end
+
+
+# A zip64 storage entry declaring 2^40 bytes and holding 16, for a tensor of 4 floats.
+pkl = tensor_pickle(4)
+put("zip64-declared-1tib.pt", zip64_stored([("archive/data.pkl", pkl, len(pkl)), ("archive/data/0", b"\0" * 16, 1 << 40)]))
+
+# safetensors metadata out of bounds.
+conv = {"conv1.weight": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}
+put("view-4096.safetensors", safetensors(dict(conv, __metadata__={"salient.view": "4096,4096"}), b"\0" * 16))
+put("class-name-long.safetensors", safetensors(dict(conv, __metadata__={"salient.class_names": json.dumps(["x" * 1000])}), b"\0" * 16))
+
+# Images whose decoding would cost far more than their bytes: a progressive JPEG of 500 scans,
+# PNGs with 64 MiB compressed text and ICC chunks.
+sof2 = bytes.fromhex("ffc2000b080040004001011100")
+sos = bytes.fromhex("ffda0008010100000000") + b"\x00" * 4
+put("jpeg-500-scans.jpg", bytes.fromhex("ffd8") + sof2 + sos * 500 + bytes.fromhex("ffd9"))
+
+
+def png_with(chunks, width=32, height=32):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    raw = b"".join(b"\0" + b"\x80" * (3 * width) for _ in range(height))
+    extra = b"".join(chunk(k, d) for k, d in chunks)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + extra + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
+
+bomb = zlib.compress(b"\0" * (64 << 20), 9)
+put("png-ztxt-bomb.png", png_with([(b"zTXt", b"Comment\0\0" + bomb)]))
+put("png-iccp-bomb.png", png_with([(b"iCCP", b"icc\0\0" + bomb)]))
+put("png-itxt-bomb.png", png_with([(b"iTXt", b"XML:com.adobe.xmp\0\1\0\0\0" + bomb)]))
 print("wrote", OUT)

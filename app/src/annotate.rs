@@ -62,7 +62,7 @@ fn export_csv(pairs: &[AnnotatePair], answers: &BTreeMap<String, Answer>) -> Str
             Some(Pair { class: p.class, feature: p.feature, label, rank: Some(p.rank), votes: Some(votes) })
         })
         .collect();
-    Annotations { pairs }.to_csv()
+    Annotations { pairs, ..Default::default() }.to_csv()
 }
 
 fn download(name: &str, text: &str) {

@@ -1,10 +1,11 @@
 //! Turning command-line paths into image files, and images into model views.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 use rayon::prelude::*;
-use salient_engine::decode;
+use salient_engine::{decode, fsutil};
 use salient_engine::preprocess::View;
 
 use crate::error::{Error, Result};
@@ -18,16 +19,19 @@ pub fn is_image(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
-/// Files as given; directories expanded recursively to their images, sorted.
+/// Files as given; directories expanded recursively to their images, sorted. Each folder is
+/// read once however many links lead to it, so a link to `.` or `..` neither loops nor
+/// counts an image twice.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
     for p in paths {
         if p.is_dir() {
             let before = out.len();
-            walk(p, &mut out)?;
+            walk(p, &mut out, &mut seen)?;
             out[before..].sort();
             if out.len() == before {
-                return Err(Error::Usage(format!("{}: the folder holds no JPEG, PNG or WebP images", p.display())));
+                return Err(Error::Usage(format!("{}: the folder holds no JPEG, PNG or WebP images", fsutil::shown(p))));
             }
         } else {
             out.push(p.clone());
@@ -36,12 +40,17 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// The images under `dir`, skipping folders already in `seen` (canonical paths).
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut BTreeSet<PathBuf>) -> Result<()> {
+    let real = std::fs::canonicalize(dir).map_err(|e| salient_engine::Error::read(dir, e))?;
+    if !seen.insert(real) {
+        return Ok(());
+    }
     let entries = std::fs::read_dir(dir).map_err(|e| salient_engine::Error::read(dir, e))?;
     for entry in entries {
         let path = entry.map_err(|e| salient_engine::Error::read(dir, e))?.path();
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, seen)?;
         } else if is_image(&path) {
             out.push(path);
         }

@@ -79,7 +79,7 @@ fn main() {
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        eprintln!("error: internal error{at}: {msg} (please report this)");
+        eprintln!("error: internal error{at}: {} (please report this)", salient_engine::fsutil::escape(&msg));
     }));
     let cli = Cli::parse();
     let result = match cli.command {
@@ -106,7 +106,9 @@ fn main() {
         // A closed pipe (`salient predict --json ... | head`) is not an error.
         Err(error::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(e) => {
-            eprintln!("error: {e}");
+            // One line, whatever names the message quotes (a file name may hold a newline or
+            // terminal escape codes).
+            eprintln!("error: {}", salient_engine::fsutil::escape(&e.to_string()));
             std::process::exit(1);
         }
     }

@@ -95,6 +95,32 @@ impl Bounds {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Annotations {
     pub pairs: Vec<Pair>,
+    /// MTurk answers not counted: a worker who answered the same pair again (only their first
+    /// answer counts), in file order.
+    #[serde(skip)]
+    pub repeated: Vec<RepeatedAnswer>,
+}
+
+/// A worker's second (or later) answer to one pair, which is not counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatedAnswer {
+    pub line: u64,
+    pub worker: String,
+    pub class: usize,
+    pub feature: usize,
+}
+
+impl std::fmt::Display for RepeatedAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}: worker {} answered class {}, feature {} again; only the first answer counts",
+            self.line,
+            crate::fsutil::escape(&self.worker),
+            self.class,
+            self.feature
+        )
+    }
 }
 
 const MTURK_COLUMNS: [&str; 3] = ["Input.class_index", "Input.feature_index", "Answer.main"];
@@ -123,6 +149,8 @@ impl Annotations {
         }
         // (class, feature) → (rank, votes or label), in file order.
         let mut pairs: BTreeMap<(usize, usize), (Option<usize>, Votes, Option<Label>)> = BTreeMap::new();
+        let mut answered: BTreeSet<(usize, usize, String)> = BTreeSet::new();
+        let mut repeated = Vec::new();
         for record in reader.records() {
             let record = record.map_err(|e| {
                 let line = e.position().map_or(0, |p| p.line());
@@ -150,6 +178,11 @@ impl Annotations {
             let rank = if field(rank_col).is_empty() { None } else { Some(int(rank_col)?) };
             let entry = pairs.entry((class, feature)).or_insert((rank, Votes::default(), None));
             if mturk {
+                let worker = field("WorkerId");
+                if !worker.is_empty() && !answered.insert((class, feature, worker.to_owned())) {
+                    repeated.push(RepeatedAnswer { line, worker: worker.to_owned(), class, feature });
+                    continue;
+                }
                 match field("Answer.main") {
                     "main_object" => entry.1.main_object += 1,
                     "separate_object" => entry.1.separate_object += 1,
@@ -192,14 +225,14 @@ impl Annotations {
             })
             .collect();
         out.sort_by_key(|p| (p.class, p.rank.unwrap_or(usize::MAX), p.feature));
-        Ok(Annotations { pairs: out })
+        Ok(Annotations { pairs: out, repeated })
     }
 
     /// Reads a file of either format.
     pub fn load(path: &std::path::Path, bounds: Bounds) -> Result<Self, Error> {
-        let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
+        let bytes = crate::fsutil::read_file(path, crate::fsutil::MAX_DATA_FILE_BYTES)?;
         let text = String::from_utf8_lossy(&bytes);
-        Self::parse(&path.display().to_string(), &text, bounds)
+        Self::parse(&crate::fsutil::shown(path), &text, bounds)
     }
 
     /// The pairs of each class, in rank order.

@@ -53,15 +53,34 @@ pub fn mask_path(wnid: &str, feature: usize, image: &str, ext: &str) -> String {
     format!("{wnid}/feature_{feature}/{image}.{ext}")
 }
 
-/// Parses `index.jsonl`; errors give the line.
+/// Parses `index.jsonl`; errors give the line. Every name and path in a record is checked to
+/// stay inside its root ([`MaskRecord::check`]): an index is data, and data does not choose
+/// which files are read or written.
 pub fn parse_index(name: &str, text: &str) -> Result<Vec<MaskRecord>, Error> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| Error::Invalid(format!("{name}, line {}: not a mask record ({e})", i + 1)))
+            let at = || format!("{name}, line {}", i + 1);
+            let record: MaskRecord =
+                serde_json::from_str(l).map_err(|e| Error::Invalid(format!("{}: not a mask record ({e})", at())))?;
+            record.check().map_err(|m| Error::Invalid(format!("{}: {m}", at())))?;
+            Ok(record)
         })
         .collect()
+}
+
+impl MaskRecord {
+    /// Checks what a record names: `wnid` and `image` are plain file names, `source` and
+    /// `mask` relative paths that stay inside their roots (see [`crate::fsutil::check_relative`]).
+    pub fn check(&self) -> Result<(), String> {
+        use crate::fsutil::{check_name, check_relative};
+        check_name(&self.wnid).map_err(|m| format!("`wnid`: {m}"))?;
+        check_name(&self.image).map_err(|m| format!("`image`: {m}"))?;
+        check_relative(&self.source).map_err(|m| format!("`source`: {m}"))?;
+        check_relative(&self.mask).map_err(|m| format!("`mask`: {m}"))?;
+        Ok(())
+    }
 }
 
 /// `index.jsonl` text for `records` (one compact JSON object per line).
@@ -86,6 +105,7 @@ pub fn parse_wordnet_dict(name: &str, text: &str) -> Result<BTreeMap<usize, Stri
             let (k, v) = item.split_once(':').ok_or_else(fail)?;
             let k = k.trim().parse().map_err(|_| fail())?;
             let v = v.trim().trim_matches(|c| c == '\'' || c == '"').to_owned();
+            crate::fsutil::check_name(&v).map_err(|m| Error::Invalid(format!("{name}: class {k}: {m}")))?;
             Ok((k, v))
         })
         .collect()
@@ -141,7 +161,13 @@ mod tests {
         };
         let text = index_text(&[r.clone(), r.clone()]);
         assert_eq!(parse_index("i", &text).unwrap(), vec![r.clone(), r]);
-        let e = parse_index("index.jsonl", &(text + "{oops\n")).unwrap_err().to_string();
+        let e = parse_index("index.jsonl", &(text.clone() + "{oops\n")).unwrap_err().to_string();
         assert!(e.starts_with("index.jsonl, line 3"), "{e}");
+        for (field, value) in [("mask", "/etc/shadow"), ("wnid", "../../../../tmp/x"), ("source", "a/../../b"), ("image", "a/b")] {
+            let mut bad: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+            bad[field] = value.into();
+            let e = parse_index("index.jsonl", &bad.to_string()).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("index.jsonl, line 1: `{field}`")), "{e}");
+        }
     }
 }

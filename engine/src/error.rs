@@ -33,16 +33,16 @@ pub enum Error {
 
 impl Error {
     pub fn read(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Read { path: path.as_ref().display().to_string(), source }
+        Error::Read { path: crate::fsutil::shown(path.as_ref()), source }
     }
     pub fn write(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Write { path: path.as_ref().display().to_string(), source }
+        Error::Write { path: crate::fsutil::shown(path.as_ref()), source }
     }
     pub fn checkpoint(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
-        Error::Checkpoint { path: path.as_ref().display().to_string(), message: message.into() }
+        Error::Checkpoint { path: crate::fsutil::shown(path.as_ref()), message: message.into() }
     }
     pub fn image(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
-        Error::Image { path: path.as_ref().display().to_string(), message: message.into() }
+        Error::Image { path: crate::fsutil::shown(path.as_ref()), message: message.into() }
     }
 }
 

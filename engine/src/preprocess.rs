@@ -50,10 +50,21 @@ impl View {
         format!("{},{}", self.resize, self.crop)
     }
 
+    /// The largest crop side a stored view may ask for (memory grows with its square: a
+    /// ResNet-50 at 512×512 needs 5× the activations of 224×224).
+    pub const MAX_CROP: u32 = 512;
+    /// The largest resize side a stored view may ask for.
+    pub const MAX_RESIZE: u32 = 1024;
+    /// The limits of [`View::from_text`], in words.
+    pub const LIMITS: &str = "16 ≤ crop ≤ resize, crop ≤ 512, resize ≤ 1024";
+
+    /// Parses `resize,crop` (weights' metadata, a dataset's manifest): `None` unless
+    /// 16 ≤ crop ≤ resize, crop ≤ [`Self::MAX_CROP`] and resize ≤ [`Self::MAX_RESIZE`].
     pub fn from_text(text: &str) -> Option<View> {
         let (r, c) = text.split_once(',')?;
         let view = View { resize: r.trim().parse().ok()?, crop: c.trim().parse().ok()? };
-        (view.crop >= 16 && view.crop <= view.resize && view.resize <= 4096).then_some(view)
+        (view.crop >= 16 && view.crop <= view.resize && view.crop <= Self::MAX_CROP && view.resize <= Self::MAX_RESIZE)
+            .then_some(view)
     }
 }
 
@@ -169,6 +180,8 @@ mod tests {
         assert_eq!(View::from_text(&View { resize: 128, crop: 112 }.to_text()), Some(View { resize: 128, crop: 112 }));
         assert_eq!(View::from_text("100,200"), None);
         assert_eq!(View::from_text("x"), None);
+        assert_eq!(View::from_text("4096,4096"), None);
+        assert_eq!(View::from_text("1024,512"), Some(View { resize: 1024, crop: 512 }));
     }
 
     #[test]

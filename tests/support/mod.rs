@@ -173,3 +173,62 @@ pub fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
+
+/// Asserts that `o` failed with exit code 1 and one line of error containing `needle`, with no
+/// panic and no raw control character (a file name's newline or escape codes stay escaped).
+pub fn assert_one_line_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "should fail with 1:\n{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line of error, got:\n{err}");
+    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "expected {needle:?} in:\n{err}");
+    assert!(!err.trim_end().chars().any(char::is_control), "control characters in: {err:?}");
+    assert!(!err.contains("panicked") && !err.contains("internal error"), "{err}");
+}
+
+/// A safetensors file: `(name, dtype, shape, bytes)` tensors in order, and header metadata.
+pub fn safetensors_file(tensors: &[(String, &str, Vec<usize>, Vec<u8>)], metadata: Option<serde_json::Value>) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    if let Some(m) = metadata {
+        header.insert("__metadata__".into(), m);
+    }
+    let mut offset = 0;
+    for (name, dtype, shape, bytes) in tensors {
+        header.insert(name.clone(), serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + bytes.len()]}));
+        offset += bytes.len();
+    }
+    let header = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend(header);
+    for (_, _, _, bytes) in tensors {
+        out.extend(bytes);
+    }
+    out
+}
+
+/// The tensors of a safetensors file, in data order: `(name, dtype, shape, bytes)`.
+pub fn safetensors_tensors(file: &[u8]) -> Vec<(String, String, Vec<usize>, Vec<u8>)> {
+    let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&file[8..8 + n]).unwrap();
+    let mut out: Vec<(usize, String, String, Vec<usize>, Vec<u8>)> = header
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(k, v)| {
+            let (a, b) = (v["data_offsets"][0].as_u64().unwrap() as usize, v["data_offsets"][1].as_u64().unwrap() as usize);
+            let shape = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+            (a, k.clone(), v["dtype"].as_str().unwrap().to_owned(), shape, file[8 + n + a..8 + n + b].to_vec())
+        })
+        .collect();
+    out.sort_by_key(|t| t.0);
+    out.into_iter().map(|(_, k, d, s, b)| (k, d, s, b)).collect()
+}
+
+/// SHA-256 of `bytes` in hex, computed by the system's `sha256sum` (an independent reference).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    // The CLI prints the digest; compute the reference with the system tool.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("f");
+    std::fs::write(&p, bytes).unwrap();
+    let o = std::process::Command::new("sha256sum").arg(&p).output().expect("sha256sum is available");
+    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_owned()
+}

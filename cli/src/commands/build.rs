@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use image::{DynamicImage, GrayImage, ImageFormat};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use salient_engine::annotations::{Annotations, Bounds, Label, Pair};
+use salient_engine::annotations::{Bounds, Label, Pair};
 use salient_engine::dataset::{self, MaskRecord};
 use salient_engine::nam;
 
@@ -107,7 +107,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let shard = Shard::resolve(args.shard.as_deref())?;
     let engine = args.model.engine()?;
     let bounds = Bounds { classes: engine.config.num_classes, features: engine.config.feature_dim() };
-    let annotations = Annotations::load(&args.annotations, bounds)?;
+    let annotations = crate::pipeline::load_annotations(&args.annotations, bounds)?;
     let only = args.classes.as_deref().map(parse_class_list).transpose()?;
     let folder = ImageFolder::scan(&args.images, bounds.classes, only.as_deref())?;
     let by_class = annotations.by_class();
@@ -172,7 +172,7 @@ fn build_class(
     bar: &indicatif::ProgressBar,
 ) -> Result<()> {
     let mut tops: Vec<TopN> = pairs.iter().map(|_| TopN { n: args.per_feature, best: Vec::new() }).collect();
-    let mut skipped = Vec::new();
+    let mut skipped = class.skipped.clone();
     let paths: Vec<PathBuf> = class.images.iter().map(|i| i.path.clone()).collect();
     batches::run(engine, &paths, args.batch_size, true, |i, outcome| {
         bar.inc(1);
@@ -291,7 +291,7 @@ pub fn finalize(out: &Path) -> Result<String> {
     for entry in entries {
         let path = entry.map_err(|e| salient_engine::Error::read(&dir, e))?.path();
         if path.extension().is_some_and(|e| e == "json") {
-            let text = std::fs::read_to_string(&path).map_err(|e| salient_engine::Error::read(&path, e))?;
+            let text = salient_engine::fsutil::read_text(&path)?;
             parts.push(
                 serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: corrupt class part ({e})", path.display())))?,
             );

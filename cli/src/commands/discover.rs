@@ -166,7 +166,7 @@ fn cache_class(engine: &Engine, class: &ClassDir, args: &DiscoverArgs, bar: &ind
     let f = engine.config.feature_dim();
     let mut features: Vec<u8> = Vec::new();
     let classes = engine.config.num_classes;
-    let mut entry = CacheEntry { wnid: class.wnid.clone(), classes, features: f, images: Vec::new(), skipped: Vec::new() };
+    let mut entry = CacheEntry { wnid: class.wnid.clone(), classes, features: f, images: Vec::new(), skipped: class.skipped.clone() };
     batches::run(engine, &paths, args.batch_size, false, |i, outcome| {
         bar.inc(1);
         let image = class.images[i].rel.clone();
@@ -210,11 +210,11 @@ pub fn cached_classes(run: &Path) -> Result<Vec<Cached>> {
     jsons
         .into_iter()
         .map(|json| {
-            let text = std::fs::read_to_string(&json).map_err(|e| salient_engine::Error::read(&json, e))?;
+            let text = salient_engine::fsutil::read_text(&json)?;
             let entry: CacheEntry =
                 serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: corrupt cache ({e})", json.display())))?;
             let bin = json.with_extension("f16");
-            let bytes = std::fs::read(&bin).map_err(|e| salient_engine::Error::read(&bin, e))?;
+            let bytes = salient_engine::fsutil::read_file(&bin, salient_engine::fsutil::MAX_DATA_FILE_BYTES)?;
             if bytes.len() != entry.images.len() * entry.features * 2 {
                 return Err(Error::Usage(format!(
                     "{}: the feature cache does not match its index; delete both files and resume",

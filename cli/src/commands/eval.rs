@@ -6,15 +6,15 @@ use std::path::{Path, PathBuf};
 use image::{GrayImage, RgbImage};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use salient_engine::annotations::{Annotations, Bounds, Label};
+use salient_engine::annotations::{Bounds, Label};
 use salient_engine::dataset::{self, MaskRecord};
 use salient_engine::evaluation::{Classifier, OverTrials, add_masked_noise, batch_tensors, class_balanced, gaussian_noise, rcs};
 use salient_engine::burn::tensor::Tensor;
-use salient_engine::{Engine, decode, engine::block_on, engine::host};
+use salient_engine::{Engine, decode, engine::block_on, engine::host, fsutil};
 
 use crate::error::{Error, Result};
 use crate::model::ModelArgs;
-use crate::pipeline::manifest::{Manifest, file_sha256};
+use crate::pipeline::manifest::{Manifest, bytes_sha256, file_sha256};
 use crate::pipeline::{STATE_DIR, Skipped, jsonl, remove_stale_temporaries, write};
 use crate::progress;
 
@@ -92,16 +92,26 @@ struct FeatureMasks {
     label: Label,
     /// 1-based rank among the class's features.
     rank: usize,
-    /// `(image name, source relative to the images root, mask path relative to the dataset)`.
-    images: Vec<(String, String, String)>,
+    images: Vec<MaskRef>,
+}
+
+/// One mask of a feature, as the dataset lists it.
+struct MaskRef {
+    /// The image's name.
+    name: String,
+    /// The image file, relative to the images root.
+    source: String,
+    /// The mask file, relative to the dataset root.
+    mask: String,
+    /// SHA-256 of the mask file (empty for the paper's release, which lists none).
+    sha256: String,
 }
 
 impl Masks {
     fn open(dir: &Path, annotations: Option<&Path>, bounds: Bounds) -> Result<Self> {
         let index = dir.join(dataset::INDEX_FILE);
         let records: Vec<MaskRecord> = if index.exists() {
-            let text = std::fs::read_to_string(&index).map_err(|e| salient_engine::Error::read(&index, e))?;
-            dataset::parse_index(&index.display().to_string(), &text)?
+            dataset::parse_index(&fsutil::shown(&index), &fsutil::read_text(&index)?)?
         } else {
             Self::paper_records(dir, annotations, bounds)?
         };
@@ -116,7 +126,7 @@ impl Masks {
                     c.features.last_mut().expect("just pushed")
                 }
             };
-            f.images.push((r.image, r.source, r.mask));
+            f.images.push(MaskRef { name: r.image, source: r.source, mask: r.mask, sha256: r.sha256 });
         }
         if classes.is_empty() {
             return Err(Error::Usage(format!("{}: the dataset holds no masks", dir.display())));
@@ -134,14 +144,16 @@ impl Masks {
                 dataset::INDEX_FILE
             )));
         };
-        let labels = Annotations::load(ann, bounds)?;
+        let labels = crate::pipeline::load_annotations(ann, bounds)?;
         let dict_path = dir.join(dataset::WORDNET_DICT_FILE);
-        let dict_text = std::fs::read_to_string(&dict_path).map_err(|e| salient_engine::Error::read(&dict_path, e))?;
-        let wnids = dataset::parse_wordnet_dict(&dict_path.display().to_string(), &dict_text)?;
+        let wnids = dataset::parse_wordnet_dict(&fsutil::shown(&dict_path), &fsutil::read_text(&dict_path)?)?;
         let mut records = Vec::new();
         for (&class, wnid) in &wnids {
             let map_path = dir.join(wnid).join(dataset::NAMES_MAP_FILE);
-            let Ok(text) = std::fs::read_to_string(&map_path) else { continue };
+            if !map_path.exists() {
+                continue;
+            }
+            let text = fsutil::read_text(&map_path)?;
             let mut reader = csv::Reader::from_reader(text.as_bytes());
             let header: Vec<usize> = reader
                 .headers()
@@ -161,6 +173,7 @@ impl Masks {
             for (feature, names) in header.into_iter().zip(columns) {
                 let Some(label) = labels.label(class, feature) else { continue };
                 for (position, image) in names.into_iter().enumerate() {
+                    fsutil::check_name(&image).map_err(|m| Error::Usage(format!("{}: {m}", fsutil::shown(&map_path))))?;
                     records.push(MaskRecord {
                         class,
                         wnid: wnid.clone(),
@@ -231,7 +244,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .classes
         .iter()
         .filter(|(c, _)| !part(**c).exists())
-        .map(|(_, m)| m.features.iter().flat_map(|f| f.images.iter().map(|i| &i.0)).collect::<BTreeSet<_>>().len())
+        .map(|(_, m)| m.features.iter().flat_map(|f| f.images.iter().map(|i| &i.name)).collect::<BTreeSet<_>>().len())
         .sum();
     let bar = progress::bar(total as u64, "images", false);
     for (&class, cm) in &masks.classes {
@@ -247,7 +260,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .keys()
         .map(|&c| {
             let p = part(c);
-            let text = std::fs::read_to_string(&p).map_err(|e| salient_engine::Error::read(&p, e))?;
+            let text = salient_engine::fsutil::read_text(&p)?;
             serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: corrupt part ({e})", p.display())))
         })
         .collect::<Result<_>>()?;
@@ -260,14 +273,14 @@ fn eval_class(engine: &Engine, class: usize, cm: &ClassMasks, args: &EvalArgs, b
     // Every image of the class once: its view and clean prediction.
     let mut sources: BTreeMap<&str, &str> = BTreeMap::new();
     for f in &cm.features {
-        for (name, source, _) in &f.images {
-            sources.insert(name, source);
+        for r in &f.images {
+            sources.insert(&r.name, &r.source);
         }
     }
     let mut views: BTreeMap<&str, RgbImage> = BTreeMap::new();
     let mut skipped = Vec::new();
     for (name, source) in &sources {
-        match decode::load_image(&args.images.join(source)) {
+        match fsutil::confine(&args.images, source, "the dataset's index").and_then(|p| decode::load_image(&p)) {
             Ok(img) => {
                 views.insert(name, engine.view.apply(&img));
             }
@@ -284,9 +297,18 @@ fn eval_class(engine: &Engine, class: usize, cm: &ClassMasks, args: &EvalArgs, b
             clean.insert(n, p == class);
         }
     }
-    let mask_of = |rel: &str| -> Result<GrayImage> {
-        let path = args.dataset.join(rel);
-        let img = image::open(&path).map_err(|e| salient_engine::Error::image(&path, format!("cannot read the mask ({e})")))?;
+    // A mask, checked against the SHA-256 the index gives for it.
+    let mask_of = |r: &MaskRef| -> Result<GrayImage> {
+        let path = fsutil::confine(&args.dataset, &r.mask, "the dataset's index")?;
+        let bytes = fsutil::read_file(&path, decode::MAX_FILE_BYTES)?;
+        if !r.sha256.is_empty() && bytes_sha256(&bytes) != r.sha256 {
+            return Err(Error::Usage(format!(
+                "{}: the mask's SHA-256 differs from the one in {}: the dataset was changed after it was built; rebuild it",
+                fsutil::shown(&path),
+                dataset::INDEX_FILE
+            )));
+        }
+        let img = image::load_from_memory(&bytes).map_err(|e| salient_engine::Error::image(&path, format!("cannot read the mask ({e})")))?;
         let gray = img.to_luma8();
         let side = engine.view.crop;
         if gray.dimensions() != (side, side) {
@@ -302,13 +324,13 @@ fn eval_class(engine: &Engine, class: usize, cm: &ClassMasks, args: &EvalArgs, b
     let unit = |key: &str, selected: &[&FeatureMasks]| -> Result<Option<Unit>> {
         let mut per_image: BTreeMap<&str, GrayImage> = BTreeMap::new();
         for f in selected {
-            for (name, _, mask) in &f.images {
-                if !views.contains_key(name.as_str()) {
+            for r in &f.images {
+                if !views.contains_key(r.name.as_str()) {
                     continue;
                 }
-                let m = mask_of(mask)?;
+                let m = mask_of(r)?;
                 per_image
-                    .entry(name)
+                    .entry(&r.name)
                     .and_modify(|acc| acc.pixels_mut().zip(m.pixels()).for_each(|(a, b)| a.0[0] = a.0[0].max(b.0[0])))
                     .or_insert(m);
             }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use salient_engine::annotations::{Annotations, Bounds, Label, Summary};
+use salient_engine::annotations::{Bounds, Label, Summary};
 use salient_engine::imagenet::class_label;
 
 use crate::error::Result;
@@ -48,7 +48,7 @@ struct Report {
 
 pub fn run(args: LabelsArgs) -> Result<()> {
     let bounds = Bounds { classes: args.num_classes, features: args.num_features };
-    let annotations = Annotations::load(&args.annotations, bounds)?;
+    let annotations = crate::pipeline::load_annotations(&args.annotations, bounds)?;
     let classes: Vec<ClassLabels> = annotations
         .by_class()
         .into_iter()

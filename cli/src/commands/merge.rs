@@ -80,17 +80,26 @@ pub fn run(args: MergeArgs) -> Result<()> {
 }
 
 /// Copies every file under `dir` (relative to `root`) into `out`, except the run manifest and
-/// the shard's own completion marker.
+/// the shard's own completion marker. A shard holds only folders and regular files, as the
+/// stages write them: a symbolic link (which could lead anywhere) or a special file is an error.
 fn copy_tree(root: &Path, dir: &Path, out: &Path) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| salient_engine::Error::read(dir, e))?;
-    let mut paths: Vec<PathBuf> = entries.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>().map_err(|e| salient_engine::Error::read(dir, e))?;
-    paths.sort();
-    for path in paths {
+    let mut items: Vec<(PathBuf, std::fs::FileType)> = entries
+        .map(|e| e.and_then(|e| Ok((e.path(), e.file_type()?))))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| salient_engine::Error::read(dir, e))?;
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, kind) in items {
         let rel = path.strip_prefix(root).expect("under root");
-        if path.is_dir() {
+        if kind.is_dir() {
             copy_tree(root, &path, out)?;
+        } else if !kind.is_file() {
+            return Err(Error::Usage(format!(
+                "{}: a shard holds only folders and regular files, not links or special files: is it a Salient shard?",
+                salient_engine::fsutil::shown(&path)
+            )));
         } else if rel != Path::new(MANIFEST_FILE) && rel != Path::new(STATE_DIR).join("complete") {
-            let bytes = std::fs::read(&path).map_err(|e| salient_engine::Error::read(&path, e))?;
+            let bytes = salient_engine::fsutil::read_file(&path, salient_engine::fsutil::MAX_DATA_FILE_BYTES)?;
             write(&out.join(rel), &bytes)?;
         }
     }

@@ -44,7 +44,7 @@ pub fn for_each_output(
             Ok((view, out)) => each(&paths[i], view, out),
             Err(e) if paths.len() == 1 => Err(e.into()),
             Err(e) => {
-                bar.suspend(|| eprintln!("error: {e}"));
+                bar.suspend(|| eprintln!("error: {}", salient_engine::fsutil::escape(&e.to_string())));
                 failed += 1;
                 Ok(())
             }

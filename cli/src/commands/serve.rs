@@ -1,8 +1,24 @@
 //! `salient serve`: a static file server for a site, on the loopback interface.
+//!
+//! tiny_http 0.12 reads the requests of each connection on a thread of its own (one per
+//! connection, without a cap) and hands complete ones to [`Server::recv`]; they are answered here
+//! by a fixed pool of [`WORKERS`] threads, so a client that stalls holds up one worker at most,
+//! and only until a write to it has made no progress for [`WRITE_TIMEOUT`].
+//!
+//! What tiny_http 0.12 leaves unbounded, exposing neither its sockets nor any limits:
+//! - the request line and headers are read into buffers that grow without limit, with no
+//!   timeout: a client that sends them slowly, or endlessly, keeps its connection thread and the
+//!   memory it has sent until it goes away;
+//! - an unread body is drained when its request is dropped, for as long as the client takes to
+//!   send it (see [`reject_body`]).
 
+use std::fs::File;
+use std::net::TcpListener;
 use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use tiny_http::{Header, Response, Server};
+use tiny_http::{Header, Method, Request, Response, ResponseBox, Server};
 
 use crate::error::{Error, Result};
 
@@ -21,6 +37,15 @@ pub struct ServeArgs {
     port: u16,
 }
 
+/// Requests answered at once; more wait for a free worker.
+const WORKERS: usize = 64;
+
+/// How long a write to a client may make no progress before the connection is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest URL answered (longer ones get 414).
+const MAX_URL_BYTES: usize = 8 * 1024;
+
 fn mime(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("html") => "text/html; charset=utf-8",
@@ -36,7 +61,8 @@ fn mime(path: &Path) -> &'static str {
     }
 }
 
-/// The file a request path names inside `root`, if it is one (no `..`, no absolute parts).
+/// The regular file a request path names inside `root`, as a canonical path: no `..` or
+/// absolute parts, and no symbolic link that leads out of the root (links inside it are fine).
 pub fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     let path = url.split(['?', '#']).next().unwrap_or("");
     let decoded = percent_decode(path)?;
@@ -51,7 +77,9 @@ pub fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     if out.is_dir() {
         out.push("index.html");
     }
-    out.is_file().then_some(out)
+    let file = out.canonicalize().ok()?;
+    let inside = file.starts_with(root.canonicalize().ok()?);
+    (inside && std::fs::metadata(&file).is_ok_and(|m| m.is_file())).then_some(file)
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -75,21 +103,123 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if !args.dir.join("index.html").is_file() {
         return Err(Error::Usage(format!("{}: no index.html: serve a `salient site` output", args.dir.display())));
     }
-    let server = Server::http(("127.0.0.1", args.port))
-        .map_err(|e| Error::Usage(format!("cannot listen on 127.0.0.1:{}: {e} (try another --port)", args.port)))?;
-    let port = server.server_addr().to_ip().map_or(args.port, |a| a.port());
+    let root = args.dir.canonicalize().map_err(|e| Error::Usage(format!("{}: {e}", args.dir.display())))?;
+    let listen_error = |e: &dyn std::fmt::Display| {
+        Error::Usage(format!("cannot listen on 127.0.0.1:{}: {e} (try another --port)", args.port))
+    };
+    let listener =
+        TcpListener::bind(("127.0.0.1", args.port)).and_then(with_write_timeout).map_err(|e| listen_error(&e))?;
+    let port = listener.local_addr().map_or(args.port, |a| a.port());
+    let server = Server::from_listener(listener, None).map_err(|e| listen_error(&e))?;
     println!("serving {} at http://127.0.0.1:{port}/ (Ctrl-C stops)", args.dir.display());
-    for request in server.incoming_requests() {
-        let response = match resolve(&args.dir, request.url()).map(|p| (std::fs::File::open(&p), p)) {
-            Some((Ok(file), path)) => {
-                let header = Header::from_bytes("Content-Type", mime(&path)).expect("valid header");
-                Response::from_file(file).with_header(header).boxed()
-            }
-            _ => Response::from_string("not found").with_status_code(404).boxed(),
-        };
-        let _ = request.respond(response);
+
+    // The accept thread pushes its error (and stops) when accepting fails; the worker that
+    // receives it keeps it and wakes the next one, which wakes the next, until all have stopped.
+    let failure = OnceLock::new();
+    std::thread::scope(|scope| {
+        for _ in 0..WORKERS {
+            scope.spawn(|| {
+                loop {
+                    match server.recv() {
+                        Ok(request) => respond(request, &root),
+                        Err(e) => {
+                            let _ = failure.set(e);
+                            server.unblock();
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Err(Error::Usage(match failure.into_inner() {
+        Some(e) => format!("stopped accepting connections: {e}"),
+        None => "stopped accepting connections".into(),
+    }))
+}
+
+/// Sets a write timeout on the listening socket, which the sockets it accepts inherit (on Linux,
+/// macOS and the BSDs): tiny_http offers no hook on the connections it accepts. There is no read
+/// timeout: the listener's own `accept` would time out with it, and tiny_http stops for good at
+/// the first error from `accept`.
+#[cfg(unix)]
+fn with_write_timeout(listener: TcpListener) -> std::io::Result<TcpListener> {
+    use std::os::fd::OwnedFd;
+    // std sets socket options through `TcpStream` only; `SO_SNDTIMEO` means the same on any socket.
+    let socket = std::net::TcpStream::from(OwnedFd::from(listener));
+    socket.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    Ok(TcpListener::from(OwnedFd::from(socket)))
+}
+
+#[cfg(not(unix))]
+fn with_write_timeout(listener: TcpListener) -> std::io::Result<TcpListener> {
+    Ok(listener)
+}
+
+/// Answers one request: a file under `root` to GET or HEAD, or an error status.
+fn respond(request: Request, root: &Path) {
+    if has_body(&request) {
+        reject_body(request);
+        return;
     }
-    Ok(())
+    let response = if request.url().len() > MAX_URL_BYTES {
+        status(414, "URI too long")
+    } else if !matches!(request.method(), Method::Get | Method::Head) {
+        let allow = Header::from_bytes("Allow", "GET, HEAD").expect("valid header");
+        status(405, "method not allowed").with_header(allow)
+    } else {
+        match resolve(root, request.url()).and_then(|p| Some((open_regular(&p)?, p))) {
+            Some((file, path)) => {
+                let kind = Header::from_bytes("Content-Type", mime(&path)).expect("valid header");
+                // Content-Length rather than chunks, whatever the size (tiny_http chunks from 32 KiB).
+                Response::from_file(file).with_header(kind).with_chunked_threshold(usize::MAX).boxed()
+            }
+            None => status(404, "not found"),
+        }
+    };
+    // HEAD gets the headers only (tiny_http leaves the body out); a client gone is not an error.
+    let _ = request.respond(response);
+}
+
+/// `O_NONBLOCK`, which std does not name (this crate does not link libc); 0 (no flag) where unknown.
+#[cfg(unix)]
+const O_NONBLOCK: i32 = if cfg!(any(target_os = "linux", target_os = "android")) {
+    0o4000
+} else if cfg!(any(target_vendor = "apple", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd")) {
+    0x4
+} else {
+    0
+};
+
+/// Opens a file for reading if it is a regular one. The open does not block (a FIFO that
+/// replaced the file after [`resolve`] checked it would otherwise wait for a writer), and the
+/// type is checked again on the opened handle.
+fn open_regular(path: &Path) -> Option<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, O_NONBLOCK);
+    let file = options.open(path).ok()?;
+    file.metadata().ok()?.is_file().then_some(file)
+}
+
+/// Whether the request announces a body (none is accepted).
+fn has_body(request: &Request) -> bool {
+    request.body_length().is_some_and(|n| n > 0) || request.headers().iter().any(|h| h.field.equiv("Transfer-Encoding"))
+}
+
+/// Answers 413 without reading the body, on a thread of its own: dropping a request whose body
+/// is unread makes tiny_http drain it (into one buffer of the declared size, up to the client's
+/// Content-Length), for as long as the client takes, and that must not hold up a worker.
+/// (Bodies of at most 1 KiB tiny_http has read before the request is handed over.)
+fn reject_body(request: Request) {
+    let response = status(413, "request bodies are not accepted");
+    // If no thread can be started, the request is answered here, where it was.
+    let _ = std::thread::Builder::new().name("serve-413".into()).spawn(move || request.respond(response));
+}
+
+fn status(code: u16, text: &str) -> ResponseBox {
+    Response::from_string(text).with_status_code(code).boxed()
 }
 
 #[cfg(test)]
@@ -98,7 +228,8 @@ mod tests {
 
     #[test]
     fn resolves_inside_the_root_only() {
-        let root = std::env::temp_dir().join(format!("salient-serve-{}", std::process::id()));
+        let tmp = std::env::temp_dir().canonicalize().unwrap();
+        let root = tmp.join(format!("salient-serve-{}", std::process::id()));
         std::fs::create_dir_all(root.join("data")).unwrap();
         std::fs::write(root.join("index.html"), "x").unwrap();
         std::fs::write(root.join("data/a b.json"), "{}").unwrap();
@@ -107,6 +238,23 @@ mod tests {
         assert_eq!(resolve(&root, "/../etc/passwd"), None);
         assert_eq!(resolve(&root, "/data/%2e%2e/%2e%2e/etc/passwd"), None);
         assert_eq!(resolve(&root, "/missing"), None);
+        assert_eq!(resolve(&root, "/data"), None, "a folder without index.html");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::symlink;
+            // Links out of the root are not followed, whether to a folder or to a file.
+            symlink("/etc", root.join("etc")).unwrap();
+            symlink("/etc/passwd", root.join("data/passwd")).unwrap();
+            assert_eq!(resolve(&root, "/etc/passwd"), None);
+            assert_eq!(resolve(&root, "/data/passwd"), None);
+            // Links inside it are, to the file they name.
+            symlink(root.join("data/a b.json"), root.join("absolute.json")).unwrap();
+            symlink("a b.json", root.join("data/relative.json")).unwrap();
+            symlink("data", root.join("alias")).unwrap();
+            assert_eq!(resolve(&root, "/absolute.json"), Some(root.join("data/a b.json")));
+            assert_eq!(resolve(&root, "/data/relative.json"), Some(root.join("data/a b.json")));
+            assert_eq!(resolve(&root, "/alias/a%20b.json"), Some(root.join("data/a b.json")));
+        }
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

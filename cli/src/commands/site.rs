@@ -14,7 +14,7 @@ use salient_engine::site::{
     SiteNotes,
 };
 use salient_engine::preprocess::View;
-use salient_engine::{Engine, ResNetConfig, StateDict, checkpoint, decode, imagenet};
+use salient_engine::{Engine, ResNetConfig, StateDict, checkpoint, decode, fsutil, imagenet};
 
 use crate::error::{Error, Result};
 use crate::model::ModelArgs;
@@ -82,8 +82,8 @@ pub fn run(args: SiteArgs) -> Result<()> {
     }
     prepare_out(&args.out)?;
     let index_path = args.dataset.join(dataset::INDEX_FILE);
-    let text = std::fs::read_to_string(&index_path).map_err(|e| salient_engine::Error::read(&index_path, e))?;
-    let records = dataset::parse_index(&index_path.display().to_string(), &text)?;
+    let index_name = fsutil::shown(&index_path);
+    let records = dataset::parse_index(&index_name, &fsutil::read_text(&index_path)?)?;
     if records.is_empty() {
         return Err(Error::Usage(format!("{}: the dataset holds no masks", args.dataset.display())));
     }
@@ -106,8 +106,8 @@ pub fn run(args: SiteArgs) -> Result<()> {
     }
     let notes: SiteNotes = match &args.notes {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| salient_engine::Error::read(p, e))?;
-            serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: not a notes file ({e})", p.display())))?
+            let text = fsutil::read_text(p)?;
+            serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: not a notes file ({e})", fsutil::shown(p))))?
         }
         None => SiteNotes::default(),
     };
@@ -116,9 +116,8 @@ pub fn run(args: SiteArgs) -> Result<()> {
         let Some(overlay) = notes.images.get(&r.source) else { return Ok(None) };
         let rel = format!("data/truth/{}/{}.png", r.wnid, r.image);
         if !args.out.join(&rel).exists() {
-            let from = notes_dir.join(overlay);
-            let bytes = std::fs::read(&from).map_err(|e| salient_engine::Error::read(&from, e))?;
-            write(&args.out.join(&rel), &bytes)?;
+            let what = format!("{} (notes)", args.notes.as_deref().map(fsutil::shown).unwrap_or_default());
+            write(&args.out.join(&rel), &fsutil::read_confined(&notes_dir, overlay, &what, decode::MAX_FILE_BYTES)?)?;
         }
         Ok(Some(rel))
     };
@@ -132,12 +131,26 @@ pub fn run(args: SiteArgs) -> Result<()> {
     for r in &records {
         sources.entry(&r.source).or_insert(r);
     }
+    // One thumbnail name per image: two sources may not share a class and image name.
+    let mut names: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for (source, r) in &sources {
+        if let Some(other) = names.insert((&r.wnid, &r.image), source) {
+            return Err(Error::Usage(format!(
+                "{index_name}: the images {} and {} share the name `{}/{}`: each image of a class needs its own name",
+                fsutil::escape(other),
+                fsutil::escape(source),
+                fsutil::escape(&r.wnid),
+                fsutil::escape(&r.image)
+            )));
+        }
+    }
     let bar = progress::bar(sources.len() as u64, "thumbnails", false);
     let thumbs: BTreeMap<String, Result<String>> = sources
         .par_iter()
         .map(|(source, r)| {
             let rel = format!("data/thumbs/{}/{}.jpg", r.wnid, r.image);
-            let done = decode::load_image(&args.images.join(source))
+            let done = fsutil::confine(&args.images, source, &index_name)
+                .and_then(|path| decode::load_image(&path))
                 .map_err(Error::from)
                 .and_then(|img| encode(&DynamicImage::ImageRgb8(view.apply(&img)), ImageFormat::Jpeg))
                 .and_then(|bytes| write(&args.out.join(&rel), &bytes))
@@ -176,8 +189,7 @@ pub fn run(args: SiteArgs) -> Result<()> {
             let mut images = Vec::new();
             for r in imgs {
                 let mask = format!("data/masks/{}", r.mask);
-                let bytes = std::fs::read(args.dataset.join(&r.mask)).map_err(|e| salient_engine::Error::read(args.dataset.join(&r.mask), e))?;
-                write(&args.out.join(&mask), &bytes)?;
+                write(&args.out.join(&mask), &fsutil::read_confined(&args.dataset, &r.mask, &index_name, decode::MAX_FILE_BYTES)?)?;
                 images.push(SiteImage { image: r.image.clone(), activation: r.activation, thumb: thumb(&r.source)?, mask, truth: truth(r)? });
             }
             let attack = attack_image(&args, engine.as_ref(), class, *feature, imgs[0])?;
@@ -289,14 +301,16 @@ fn prepare_out(out: &Path) -> Result<()> {
 fn attack_image(args: &SiteArgs, engine: Option<&Engine>, class: usize, feature: usize, top: &MaskRecord) -> Result<Option<String>> {
     let rel = format!("data/attacks/{class}_{feature}.png");
     if let Some(run) = &args.run {
-        let from = run.join(format!("pairs/{class}_{feature}/0_attack.png"));
-        if let Ok(bytes) = std::fs::read(&from) {
+        let from = fsutil::confine(run, &format!("pairs/{class}_{feature}/0_attack.png"), "the discover run")?;
+        if from.exists() {
+            let bytes = fsutil::read_file(&from, decode::MAX_FILE_BYTES)?;
             write(&args.out.join(&rel), &bytes)?;
             return Ok(Some(rel));
         }
     }
     let Some(engine) = engine.filter(|_| args.attack_steps > 0) else { return Ok(None) };
-    let view = engine.view.apply(&decode::load_image(&args.images.join(&top.source))?);
+    let source = fsutil::confine(&args.images, &top.source, dataset::INDEX_FILE)?;
+    let view = engine.view.apply(&decode::load_image(&source)?);
     let options = AttackOptions { steps: args.attack_steps, step_size: 10.0 };
     let attacked = feature_attack(&engine.model, engine.batch(&[view]), feature, options, |_| {});
     let img = block_on(to_images(attacked.images))?.remove(0);
@@ -307,14 +321,14 @@ fn attack_image(args: &SiteArgs, engine: Option<&Engine>, class: usize, feature:
 /// The pairs of a discover run, with its rendered views, heatmaps and attacks.
 fn run_pairs(run: &Path, out: &Path) -> Result<Vec<AnnotatePair>> {
     let path = run.join("index.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| salient_engine::Error::read(&path, e))?;
+    let name = fsutil::shown(&path);
     let index: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: not a discover index ({e})", path.display())))?;
+        serde_json::from_str(&fsutil::read_text(&path)?).map_err(|e| Error::Usage(format!("{name}: not a discover index ({e})")))?;
     let mut pairs = Vec::new();
+    // Paths in the index stay inside the run, and their copies inside the site.
     let copy = |rel: &str| -> Result<String> {
         let to = format!("data/{rel}");
-        let bytes = std::fs::read(run.join(rel)).map_err(|e| salient_engine::Error::read(run.join(rel), e))?;
-        write(&out.join(&to), &bytes)?;
+        write(&out.join(&to), &fsutil::read_confined(run, rel, &name, decode::MAX_FILE_BYTES)?)?;
         Ok(to)
     };
     for c in index["classes"].as_array().into_iter().flatten() {
@@ -374,8 +388,7 @@ fn copy_app(app: &Path, out: &Path) -> Result<()> {
         if path.is_dir() {
             copy_app(&path, &out.join(&name))?;
         } else {
-            let bytes = std::fs::read(&path).map_err(|e| salient_engine::Error::read(&path, e))?;
-            write(&out.join(&name), &bytes)?;
+            write(&out.join(&name), &fsutil::read_file(&path, fsutil::MAX_DATA_FILE_BYTES)?)?;
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use serde_json::json;
-use salient_engine::annotations::{Annotations, Bounds, Label};
+use salient_engine::annotations::{Bounds, Label};
 use salient_engine::imagenet::class_name;
 
 use crate::error::{Error, Result};
@@ -44,7 +44,7 @@ pub fn run(args: SpuriosityArgs) -> Result<()> {
     }
     let classes: Vec<Cached> = cached_classes(&args.run)?;
     let (num_classes, features) = classes.first().map_or((0, 0), |c| (c.classes, c.features));
-    let annotations = Annotations::load(&args.annotations, Bounds { classes: num_classes, features })?;
+    let annotations = crate::pipeline::load_annotations(&args.annotations, Bounds { classes: num_classes, features })?;
     let by_class = annotations.by_class();
     let mut csv = String::from("class_index,class_name,images,k,accuracy_most_spurious,accuracy_least_spurious,gap\n");
     let mut gaps = Vec::new();

@@ -1,12 +1,13 @@
 //! An ImageNet-layout folder: `ROOT/<wnid>/<image>.<ext>`, one folder per class.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use salient_engine::imagenet;
+use salient_engine::{fsutil, imagenet};
 
 use crate::error::{Error, Result};
 use crate::inputs::is_image;
+use crate::pipeline::Skipped;
 
 /// One image of the folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,9 @@ pub struct ClassDir {
     pub index: usize,
     pub wnid: String,
     pub images: Vec<ImageRef>,
+    /// Files with an image extension that cannot be used, and why: a name that is not UTF-8,
+    /// not a regular file, or a name another image of the class already has.
+    pub skipped: Vec<Skipped>,
 }
 
 #[derive(Debug, Clone)]
@@ -39,12 +43,23 @@ impl ImageFolder {
     /// torchvision's `ImageFolder` assigns it; for a 1000-class model whose folders are all
     /// ImageNet WordNet ids, the ImageNet index (the same thing for a complete ImageNet, and
     /// right for a subset of it). `only` keeps some classes (WordNet ids or indices).
+    ///
+    /// A folder that would shift the class indices silently is an error instead: one whose name
+    /// is not UTF-8, or, beside WordNet-id folders, one that is not a WordNet id.
     pub fn scan(root: &Path, model_classes: usize, only: Option<&[String]>) -> Result<Self> {
         let read = |dir: &Path| std::fs::read_dir(dir).map_err(|e| salient_engine::Error::read(dir, e));
         let mut wnids = Vec::new();
         for entry in read(root)? {
             let path = entry.map_err(|e| salient_engine::Error::read(root, e))?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                if path.is_dir() {
+                    return Err(Error::Usage(format!(
+                        "{}: the folder name is not UTF-8, so it cannot name a class: rename or move it",
+                        fsutil::shown(&path)
+                    )));
+                }
+                continue;
+            };
             if path.is_dir() && !name.starts_with('.') {
                 wnids.push(name);
             }
@@ -53,14 +68,25 @@ impl ImageFolder {
         if wnids.is_empty() {
             return Err(Error::Usage(format!(
                 "{}: no class folders: expected the ImageNet layout ROOT/<wnid>/<image>.JPEG",
-                root.display()
+                fsutil::shown(root)
             )));
         }
-        let imagenet_ids = model_classes == 1000 && wnids.iter().all(|w| imagenet::index_of(w).is_some());
+        let (ids, stray): (Vec<&String>, Vec<&String>) = wnids.iter().partition(|w| imagenet::index_of(w).is_some());
+        if model_classes == 1000 && !ids.is_empty() && !stray.is_empty() {
+            let shown: Vec<String> = stray.iter().take(5).map(|s| fsutil::escape(s)).collect();
+            return Err(Error::Usage(format!(
+                "{}: {} folder(s) beside the WordNet-id class folders are not ImageNet classes ({}{}): move them out, or they would shift every class index",
+                fsutil::shown(root),
+                stray.len(),
+                shown.join(", "),
+                if stray.len() > 5 { ", …" } else { "" }
+            )));
+        }
+        let imagenet_ids = model_classes == 1000 && stray.is_empty();
         if !imagenet_ids && wnids.len() > model_classes {
             return Err(Error::Usage(format!(
                 "{}: {} class folders, but the model has only {model_classes} classes",
-                root.display(),
+                fsutil::shown(root),
                 wnids.len()
             )));
         }
@@ -75,22 +101,22 @@ impl ImageFolder {
                 continue;
             }
             let dir = root.join(wnid);
-            let mut images = Vec::new();
+            let mut files = Vec::new();
             for entry in read(&dir)? {
                 let path = entry.map_err(|e| salient_engine::Error::read(&dir, e))?.path();
-                let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                if path.is_file() && is_image(&path) && !file.starts_with('.') {
-                    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                    images.push(ImageRef { name, rel: format!("{wnid}/{file}"), path });
+                let hidden = path.file_name().is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
+                if is_image(&path) && !hidden {
+                    files.push(path);
                 }
             }
-            images.sort_by(|a, b| a.rel.cmp(&b.rel));
-            classes.push(ClassDir { index, wnid: wnid.clone(), images });
+            files.sort();
+            let (images, skipped) = class_images(wnid, files);
+            classes.push(ClassDir { index, wnid: wnid.clone(), images, skipped });
         }
         if let Some(w) = &wanted {
             let found: BTreeSet<String> = classes.iter().flat_map(|c| [c.wnid.clone(), c.index.to_string()]).collect();
             if let Some(missing) = w.iter().find(|x| !found.contains(**x)) {
-                return Err(Error::Usage(format!("--classes: {missing} is not a class folder of {}", root.display())));
+                return Err(Error::Usage(format!("--classes: {missing} is not a class folder of {}", fsutil::shown(root))));
             }
         }
         classes.sort_by_key(|c| c.index);
@@ -98,10 +124,37 @@ impl ImageFolder {
     }
 }
 
+/// The usable images among a class folder's image files (sorted), and the others with why.
+fn class_images(wnid: &str, files: Vec<PathBuf>) -> (Vec<ImageRef>, Vec<Skipped>) {
+    let mut images: Vec<ImageRef> = Vec::new();
+    let mut skipped = Vec::new();
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    for path in files {
+        let rel_shown = format!("{wnid}/{}", path.file_name().map(|n| fsutil::shown(Path::new(n))).unwrap_or_default());
+        let mut skip = |reason: String| skipped.push(Skipped { image: rel_shown.clone(), reason });
+        let (Some(file), Some(name)) = (path.file_name().and_then(|n| n.to_str()), path.file_stem().and_then(|n| n.to_str())) else {
+            skip("the file name is not UTF-8: rename it to use it".into());
+            continue;
+        };
+        if !path.is_file() {
+            skip("not a regular file (a folder, a device, a pipe, or a broken link)".into());
+            continue;
+        }
+        let rel = format!("{wnid}/{file}");
+        if let Some(first) = names.get(name) {
+            skip(format!("its name `{name}` is taken by {first}: masks and results are named by image name, so rename one"));
+            continue;
+        }
+        names.insert(name.to_owned(), rel.clone());
+        images.push(ImageRef { name: name.to_owned(), rel, path });
+    }
+    (images, skipped)
+}
+
 /// Parses `--classes`: comma-separated WordNet ids or indices, or `@FILE` with one per line.
 pub fn parse_class_list(arg: &str) -> Result<Vec<String>> {
     let text = match arg.strip_prefix('@') {
-        Some(file) => std::fs::read_to_string(file).map_err(|e| salient_engine::Error::read(file, e))?,
+        Some(file) => fsutil::read_text(Path::new(file))?,
         None => arg.to_owned(),
     };
     let list: Vec<String> = text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();

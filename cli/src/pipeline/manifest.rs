@@ -32,7 +32,7 @@ impl Manifest {
             let mut entries = std::fs::read_dir(dir).map_err(|e| salient_engine::Error::read(dir, e))?;
             let empty = entries.next().is_none();
             if !empty {
-                let Ok(text) = std::fs::read_to_string(&file) else {
+                let Ok(text) = salient_engine::fsutil::read_text(&file) else {
                     return Err(Error::Usage(format!(
                         "{} is not empty and holds no Salient run: choose a new or empty folder",
                         dir.display()
@@ -63,7 +63,7 @@ impl Manifest {
     /// Reads the manifest of a finished or partial run.
     pub fn read(dir: &Path) -> Result<Self> {
         let file = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&file).map_err(|e| salient_engine::Error::read(&file, e))?;
+        let text = salient_engine::fsutil::read_text(&file)?;
         serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: unreadable run manifest ({e})", file.display())))
     }
 }
@@ -86,7 +86,7 @@ fn difference(a: &Manifest, b: &Manifest) -> String {
 /// SHA-256 of a file, hex.
 pub fn file_sha256(path: &Path) -> Result<String> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| salient_engine::Error::read(path, e))?;
+    let (mut f, _) = salient_engine::fsutil::open_regular(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

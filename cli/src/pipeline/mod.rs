@@ -61,3 +61,23 @@ pub struct Skipped {
 pub fn jsonl<T: Serialize>(items: &[T]) -> String {
     items.iter().map(|r| serde_json::to_string(r).expect("plain data") + "\n").collect()
 }
+
+/// Reads an annotations file as [`Annotations::load`] does, and reports on standard error the
+/// answers it did not count (a worker answering the same pair twice).
+pub fn load_annotations(path: &std::path::Path, bounds: salient_engine::annotations::Bounds) -> crate::error::Result<salient_engine::annotations::Annotations> {
+    let annotations = salient_engine::annotations::Annotations::load(path, bounds)?;
+    if !annotations.repeated.is_empty() {
+        eprintln!(
+            "warning: {}: {} repeated answer(s) not counted (the same worker answering one pair again)",
+            salient_engine::fsutil::shown(path),
+            annotations.repeated.len()
+        );
+        for r in annotations.repeated.iter().take(5) {
+            eprintln!("  {r}");
+        }
+        if annotations.repeated.len() > 5 {
+            eprintln!("  …");
+        }
+    }
+    Ok(annotations)
+}

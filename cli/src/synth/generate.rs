@@ -114,7 +114,7 @@ impl Manifest {
 
     pub fn read(root: &Path) -> Result<Self> {
         let path = root.join("manifest.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| salient_engine::Error::read(&path, e))?;
+        let text = salient_engine::fsutil::read_text(&path)?;
         serde_json::from_str(&text)
             .map_err(|e| Error::Usage(format!("{}: not a synthetic benchmark manifest ({e}); make one with `salient synth generate`", path.display())))
     }
@@ -207,7 +207,7 @@ pub fn generate(plan: &Plan, out: &Path, on_image: impl Fn() + Sync) -> Result<M
 /// Reads `ground_truth.jsonl`.
 pub fn read_truth(root: &Path) -> Result<Vec<Truth>> {
     let path = root.join("ground_truth.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(|e| salient_engine::Error::read(&path, e))?;
+    let text = salient_engine::fsutil::read_text(&path)?;
     text.lines()
         .enumerate()
         .map(|(i, l)| {

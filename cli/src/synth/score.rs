@@ -126,7 +126,7 @@ fn salient(args: &[&str], log: &Path) -> Result<()> {
 }
 
 fn text(p: &Path) -> Result<String> {
-    std::fs::read_to_string(p).map_err(|e| salient_engine::Error::read(p, e).into())
+    Ok(salient_engine::fsutil::read_text(p)?)
 }
 
 /// A stage folder of an earlier score run made from other inputs (other weights or data, labels

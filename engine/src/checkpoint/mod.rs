@@ -11,6 +11,7 @@ pub mod torch;
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read, Seek};
+
 use std::path::Path;
 
 use crate::error::Error;
@@ -91,8 +92,20 @@ pub struct HostTensor {
     pub data: Vec<f32>,
 }
 
-/// Alias used by the format readers.
-pub(crate) type RawTensor = HostTensor;
+/// The most tensor elements a checkpoint may make us hold (1 GiB as f32): the largest ResNet,
+/// wide_resnet101_2, has 127 million.
+pub const MAX_WEIGHT_ELEMENTS: usize = 1 << 28;
+
+/// Refuses a set of tensors of `total` elements in all (checked before any is read).
+pub(crate) fn check_total_elements(total: Option<usize>) -> Result<(), String> {
+    match total {
+        Some(n) if n <= MAX_WEIGHT_ELEMENTS => Ok(()),
+        Some(n) => Err(format!(
+            "its tensors hold {n} elements, more than the {MAX_WEIGHT_ELEMENTS} (1 GiB as f32) any supported model needs"
+        )),
+        None => Err("the sizes of its tensors overflow".into()),
+    }
+}
 
 impl HostTensor {
     /// Copies the elements `t` describes out of its storage's bytes (bounds were checked when
@@ -168,11 +181,12 @@ pub struct StateDict {
 }
 
 impl StateDict {
-    /// Reads a checkpoint file of any supported format.
+    /// Reads a checkpoint file of any supported format. Only regular files are opened (a FIFO
+    /// or a device is refused before it is read); only the tensors' bytes are read, up to
+    /// [`MAX_WEIGHT_ELEMENTS`] elements.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let name = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|e| Error::read(&name, e))?;
-        let len = file.metadata().map_err(|e| Error::read(&name, e))?.len();
+        let name = crate::fsutil::shown(path);
+        let (file, len) = crate::fsutil::open_regular(path)?;
         if len == 0 {
             return Err(Error::checkpoint(&name, "the file is empty"));
         }
@@ -181,11 +195,7 @@ impl StateDict {
         let n = read_head(&mut reader, &mut head).map_err(|e| Error::read(&name, e))?;
         reader.seek(std::io::SeekFrom::Start(0)).map_err(|e| Error::read(&name, e))?;
         match sniff(&head[..n], len) {
-            Some(Format::Safetensors) => {
-                let mut bytes = Vec::with_capacity(len as usize);
-                reader.read_to_end(&mut bytes).map_err(|e| Error::read(&name, e))?;
-                safetensors_io::read(&name, &bytes)
-            }
+            Some(Format::Safetensors) => safetensors_io::read(&name, reader, len),
             Some(format) => Self::from_torch(&name, format, reader),
             None => Err(not_a_checkpoint(&name, &head[..n])),
         }
@@ -197,7 +207,7 @@ impl StateDict {
             return Err(Error::checkpoint(name, "the file is empty"));
         }
         match sniff(&bytes[..bytes.len().min(16)], bytes.len() as u64) {
-            Some(Format::Safetensors) => safetensors_io::read(name, bytes),
+            Some(Format::Safetensors) => safetensors_io::read(name, Cursor::new(bytes), bytes.len() as u64),
             Some(format) => Self::from_torch(name, format, Cursor::new(bytes)),
             None => Err(not_a_checkpoint(name, bytes)),
         }
@@ -284,6 +294,10 @@ impl StateDict {
     /// Tensor `key`, checked to have `shape`; the error names the key and both shapes.
     pub fn get(&self, key: &str, shape: &[usize]) -> Result<&HostTensor, Error> {
         match self.tensors.get(key) {
+            Some(t) if !t.dtype.is_float() => Err(Error::checkpoint(
+                &self.source,
+                format!("tensor `{key}` is stored as {:?}: model weights must be floating point (f32, f64, f16 or bf16)", t.dtype),
+            )),
             Some(t) if t.shape == shape => Ok(t),
             Some(t) => Err(Error::checkpoint(
                 &self.source,
@@ -333,19 +347,22 @@ fn read_head(r: &mut impl Read, head: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Recognizes a format from the first bytes of a file of `len` bytes.
+/// Recognizes a format from the first bytes of a file of `len` bytes. safetensors is tried
+/// first: its header length is any little-endian number, and one whose low byte is 0x80 would
+/// otherwise pass for a pickle's PROTO opcode.
 fn sniff(head: &[u8], len: u64) -> Option<Format> {
-    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
-        return Some(Format::TorchZip);
-    }
-    if head.first() == Some(&0x80) {
-        return Some(Format::TorchLegacy);
-    }
     if head.len() >= 9 {
         let header_len = u64::from_le_bytes(head[..8].try_into().unwrap_or_default());
         if head[8] == b'{' && header_len.saturating_add(8) <= len {
             return Some(Format::Safetensors);
         }
+    }
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return Some(Format::TorchZip);
+    }
+    // PROTO 2 (torch's legacy files); protocols above 5 do not exist.
+    if head.first() == Some(&0x80) && head.get(1).is_some_and(|&v| (2..=5).contains(&v)) {
+        return Some(Format::TorchLegacy);
     }
     None
 }

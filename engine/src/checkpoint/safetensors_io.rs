@@ -6,9 +6,12 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use safetensors::{Dtype, SafeTensors, View as TensorView};
+use std::io::{Read, Seek, SeekFrom};
 
-use super::{DType, Format, HostTensor, StateDict, classify, torch::MAX_TENSORS};
+use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::{Dtype, View as TensorView};
+
+use super::{DType, Format, HostTensor, StateDict, check_total_elements, classify, torch::MAX_TENSORS};
 use crate::error::Error;
 use crate::preprocess::{Normalization, View};
 
@@ -18,19 +21,50 @@ const STD_KEY: &str = "salient.normalize.std";
 const CLASSES_KEY: &str = "salient.class_names";
 /// The model's input view, `resize,crop`.
 const VIEW_KEY: &str = "salient.view";
+/// Most classes a model's metadata may name, and the longest name.
+const MAX_CLASSES: usize = 100_000;
+const MAX_CLASS_NAME_BYTES: usize = 256;
+/// The safetensors crate's own header limit.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
 
-pub(super) fn read(name: &str, bytes: &[u8]) -> Result<StateDict, Error> {
+/// Reads a safetensors file of `len` bytes from `reader`: the header first (at most the
+/// safetensors crate's 100 MB, its offsets checked to tile the file exactly), then only the
+/// bytes of the tensors kept, once their total is known to be within
+/// [`MAX_WEIGHT_ELEMENTS`](super::MAX_WEIGHT_ELEMENTS).
+pub(super) fn read<R: Read + Seek>(name: &str, mut reader: R, len: u64) -> Result<StateDict, Error> {
     let fail = |m: String| Error::checkpoint(name, m);
-    let st = SafeTensors::deserialize(bytes).map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| fail(format!("not a valid safetensors file ({e})")))?;
-    if st.len() > MAX_TENSORS {
-        return Err(fail(format!("holds {} tensors, more than the {MAX_TENSORS} allowed", st.len())));
+    let invalid = |e: &dyn std::fmt::Display| fail(format!("not a valid safetensors file ({e})"));
+    let mut n = [0u8; 8];
+    reader.read_exact(&mut n).map_err(|e| Error::read(name, e))?;
+    let header_len = u64::from_le_bytes(n);
+    if header_len > MAX_HEADER_BYTES || header_len.saturating_add(8) > len {
+        return Err(fail(format!(
+            "its header claims {header_len} bytes, but the file has {len} and headers are limited to {MAX_HEADER_BYTES}"
+        )));
     }
-    let names = st.names();
+    let mut header = vec![0u8; header_len as usize];
+    reader.read_exact(&mut header).map_err(|e| Error::read(name, e))?;
+    let meta: Metadata = serde_json::from_slice(&header).map_err(|e| invalid(&e))?;
+    let data_start = 8 + header_len;
+    if data_start + meta.data_len() as u64 != len {
+        return Err(fail(format!(
+            "the header describes {} bytes of tensor data but the file holds {} after its header (truncated, or trailing bytes)",
+            meta.data_len(),
+            len - data_start
+        )));
+    }
+    let infos = meta.tensors();
+    if infos.len() > MAX_TENSORS {
+        return Err(fail(format!("holds {} tensors, more than the {MAX_TENSORS} allowed", infos.len())));
+    }
+    let mut names: Vec<&str> = infos.keys().map(String::as_str).collect();
     if names.is_empty() {
         return Err(fail("holds no tensors".into()));
     }
+    names.sort_unstable();
     let (layout, keep) = classify(&names);
+    let kept: Vec<(String, &str, &TensorInfo)> = names.iter().filter_map(|n| keep(n).map(|k| (k, *n, infos[*n]))).collect();
+    check_total_elements(kept.iter().try_fold(0usize, |a, (_, _, i)| a.checked_add(i.shape.iter().product()))).map_err(fail)?;
     let mut sd = StateDict {
         source: name.to_owned(),
         format: Format::Safetensors,
@@ -40,9 +74,8 @@ pub(super) fn read(name: &str, bytes: &[u8]) -> Result<StateDict, Error> {
         class_names: None,
         view: None,
     };
-    for (stored, view) in st.iter() {
-        let Some(key) = keep(stored) else { continue };
-        let dtype = match view.dtype() {
+    for (key, stored, info) in kept {
+        let dtype = match info.dtype {
             Dtype::F32 => DType::F32,
             Dtype::F64 => DType::F64,
             Dtype::F16 => DType::F16,
@@ -55,9 +88,15 @@ pub(super) fn read(name: &str, bytes: &[u8]) -> Result<StateDict, Error> {
             Dtype::BOOL => DType::Bool,
             other => return Err(fail(format!("tensor `{stored}` has unsupported dtype {other:?}"))),
         };
-        let numel: usize = view.shape().iter().product();
-        let data = (0..numel).map(|i| dtype.read(view.data(), i)).collect();
-        sd.insert(key, HostTensor { shape: view.shape().to_vec(), dtype, data })?;
+        let (from, to) = info.data_offsets;
+        let mut bytes = vec![0u8; to - from];
+        reader
+            .seek(SeekFrom::Start(data_start + from as u64))
+            .and_then(|_| reader.read_exact(&mut bytes))
+            .map_err(|e| Error::read(name, e))?;
+        let numel: usize = info.shape.iter().product();
+        let data = (0..numel).map(|i| dtype.read(&bytes, i)).collect();
+        sd.insert(key, HostTensor { shape: info.shape.clone(), dtype, data })?;
     }
     if let Some(m) = meta.metadata()
         && let (Some(mean), Some(std)) = (m.get(MEAN_KEY), m.get(STD_KEY))
@@ -72,10 +111,23 @@ pub(super) fn read(name: &str, bytes: &[u8]) -> Result<StateDict, Error> {
     if let Some(names) = meta.metadata().as_ref().and_then(|m| m.get(CLASSES_KEY)) {
         let names: Vec<String> = serde_json::from_str(names)
             .map_err(|e| fail(format!("metadata `{CLASSES_KEY}` is not a JSON list of names ({e})")))?;
+        if names.len() > MAX_CLASSES {
+            return Err(fail(format!("metadata `{CLASSES_KEY}` names {} classes, over the limit of {MAX_CLASSES}", names.len())));
+        }
+        if let Some(long) = names.iter().find(|n| n.len() > MAX_CLASS_NAME_BYTES || n.chars().any(char::is_control)) {
+            return Err(fail(format!(
+                "metadata `{CLASSES_KEY}`: a class name is {} bytes long or holds control characters (limit: {MAX_CLASS_NAME_BYTES} printable bytes)",
+                long.len()
+            )));
+        }
         sd.class_names = Some(names);
     }
     if let Some(v) = meta.metadata().as_ref().and_then(|m| m.get(VIEW_KEY)) {
-        sd.view = Some(View::from_text(v).ok_or_else(|| fail(format!("metadata `{VIEW_KEY}` is {v:?}, not `resize,crop`")))?);
+        sd.view = Some(View::from_text(v).ok_or_else(|| fail(format!(
+            "metadata `{VIEW_KEY}` is {:?}, not `resize,crop` with {}",
+            crate::fsutil::escape(&v.chars().take(64).collect::<String>()),
+            View::LIMITS
+        )))?);
     }
     Ok(sd)
 }

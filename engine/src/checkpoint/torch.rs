@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 
 use super::pickle::{self, Id, Node, Pickle};
-use super::{DType, RawTensor};
+use super::{DType, HostTensor, check_total_elements};
 
 /// torch's legacy-format magic number, the first pickle of such a file.
 const LEGACY_MAGIC: i128 = 0x1950a86a20f9469cfc6c;
@@ -19,6 +19,8 @@ const LEGACY_MAGIC: i128 = 0x1950a86a20f9469cfc6c;
 pub const MAX_PICKLE_BYTES: u64 = 64 << 20;
 /// More tensors than any image classifier checkpoint holds.
 pub const MAX_TENSORS: usize = 100_000;
+/// The longest dict key followed on the way to a tensor (real tensor names are under 200 bytes).
+pub const MAX_KEY_BYTES: usize = 1024;
 
 /// Where a tensor's elements are: storage `key`, starting `offset` elements in, laid out by
 /// `shape` and `strides` (in elements).
@@ -51,11 +53,16 @@ struct StorageInfo {
 pub struct Catalog {
     pub entries: Vec<Entry>,
     storages: HashMap<String, StorageInfo>,
+    /// Dict items the walk may still visit: a pickle can share one dict from many places
+    /// (memo `GET`), so a walk over paths could take exponential time in the file's size.
+    steps_left: usize,
 }
 
 impl Catalog {
     pub fn from_pickle(p: &Pickle) -> Result<Self, String> {
-        let mut cat = Catalog { entries: Vec::new(), storages: HashMap::new() };
+        // Each object visited a few times over at most (a state dict kept under two names).
+        let steps_left = p.nodes.len().saturating_mul(4).saturating_add(10_000);
+        let mut cat = Catalog { entries: Vec::new(), storages: HashMap::new(), steps_left };
         let mut path = Vec::new();
         cat.walk(p, p.root, &mut path, 0)?;
         Ok(cat)
@@ -68,7 +75,21 @@ impl Catalog {
         match p.get(id) {
             Node::Dict(items) => {
                 for &(k, v) in items {
+                    if self.steps_left == 0 {
+                        return Err(format!(
+                            "the pickle shares its dicts so often that reading them would visit more than {} entries (a crafted file?)",
+                            p.nodes.len().saturating_mul(4).saturating_add(10_000)
+                        ));
+                    }
+                    self.steps_left -= 1;
                     let key = match p.get(k) {
+                        Node::Str(s) if s.len() > MAX_KEY_BYTES => {
+                            let place = if path.is_empty() { "at the top level".to_owned() } else { format!("under `{}`", path.join(".")) };
+                            return Err(format!(
+                                "a dict key {place} is {} bytes long, over the {MAX_KEY_BYTES}-byte limit for tensor names",
+                                s.len()
+                            ));
+                        }
                         Node::Str(s) => s.clone(),
                         Node::Int(i) => i.to_string(),
                         _ => continue,
@@ -217,7 +238,16 @@ pub trait StorageSource {
 
 impl Catalog {
     /// Loads the given entries' data, reading each storage once.
-    pub fn load(&self, entries: &[&Entry], src: &mut dyn StorageSource) -> Result<Vec<RawTensor>, String> {
+    pub fn load(&self, entries: &[&Entry], src: &mut dyn StorageSource) -> Result<Vec<HostTensor>, String> {
+        // What will be held, checked before anything is read: each storage once, plus the
+        // tensors converted to f32.
+        let mut keys: Vec<&str> = entries.iter().map(|e| e.tensor.storage.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let stored = keys.iter().try_fold(0usize, |a, k| a.checked_add(self.storages[*k].numel));
+        let converted = entries.iter().try_fold(0usize, |a, e| a.checked_add(e.tensor.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?));
+        check_total_elements(stored)?;
+        check_total_elements(converted)?;
         let mut cache: HashMap<&str, Vec<u8>> = HashMap::new();
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
@@ -230,7 +260,7 @@ impl Catalog {
                     .ok_or_else(|| format!("storage `{}` is too large", t.storage))?;
                 cache.insert(&t.storage, src.read(&t.storage, nbytes)?);
             }
-            out.push(RawTensor::gather(&cache[t.storage.as_str()], t));
+            out.push(HostTensor::gather(&cache[t.storage.as_str()], t));
         }
         Ok(out)
     }
@@ -274,7 +304,9 @@ impl<R: Read + Seek> ZipSource<R> {
         if f.size() > max as u64 {
             return Err(format!("zip entry `{name}` is {} bytes, more than the {max} allowed", f.size()));
         }
-        let mut buf = Vec::with_capacity(f.size() as usize);
+        // The size the zip declares is not trusted for the allocation: memory grows with the
+        // bytes that actually arrive.
+        let mut buf = Vec::with_capacity((f.size() as usize).min(1 << 20));
         f.take(max as u64 + 1).read_to_end(&mut buf).map_err(|e| format!("zip entry `{name}`: {e}"))?;
         Ok(buf)
     }

@@ -30,15 +30,17 @@ pub const MIN_SIDE: u32 = 16;
 pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 /// Largest allocation a decoder may make.
 const MAX_DECODE_ALLOC: u64 = 1024 * 1024 * 1024;
+/// Most scans a progressive JPEG may have (real ones have about 10): each scan makes the
+/// decoder pass over the whole image again, so a small file of thousands of tiny scans would
+/// cost minutes of decoding.
+pub const MAX_JPEG_SCANS: usize = 100;
 
 /// Reads and decodes an image file.
+/// Only regular files are read (a FIFO or a device is refused before it is opened for real),
+/// and at most [`MAX_FILE_BYTES`] of them.
 pub fn load_image(path: &Path) -> Result<RgbImage, Error> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::read(path, e))?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(Error::image(path, format!("the file is {} bytes, over the {MAX_FILE_BYTES}-byte limit", meta.len())));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
-    decode_image(&path.display().to_string(), &bytes)
+    let bytes = crate::fsutil::read_file(path, MAX_FILE_BYTES)?;
+    decode_image(&crate::fsutil::shown(path), &bytes)
 }
 
 /// Decodes JPEG, PNG or WebP bytes; `name` is used in messages.
@@ -59,8 +61,12 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage, Error> {
     let size = imagesize::blob_size(bytes).map_err(|e| fail(format!("cannot read the {format_name} header ({e})")))?;
     let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
     check_size(clamp(size.width), clamp(size.height)).map_err(fail)?;
-    #[cfg(not(target_arch = "wasm32"))]
     if format == ImageFormat::Jpeg {
+        let scans = jpeg_scans(bytes);
+        if scans > MAX_JPEG_SCANS {
+            return Err(fail(format!("the JPEG has {scans} scans, over the limit of {MAX_JPEG_SCANS}")));
+        }
+        #[cfg(not(target_arch = "wasm32"))]
         return jpeg::decode(bytes).map_err(fail);
     }
 
@@ -75,6 +81,12 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage, Error> {
     let img = DynamicImage::from_decoder(decoder)
         .map_err(|e| fail(format!("cannot decode {format_name}: the file is corrupt or truncated ({e})")))?;
     Ok(apply_orientation(img.to_rgb8(), orientation))
+}
+
+/// Number of start-of-scan markers (`FF DA`) in a JPEG. Entropy-coded data escapes every
+/// `FF` byte as `FF 00`, so the pair only ever appears as a real marker.
+fn jpeg_scans(bytes: &[u8]) -> usize {
+    bytes.windows(2).filter(|w| w == &[0xff, 0xda]).count()
 }
 
 /// Turns a decoded image upright as its EXIF orientation says.
