@@ -133,11 +133,9 @@ fn legacy_checkpoint(payload: &[u8], floats: u64) -> Vec<u8> {
 /// `_rebuild_tensor_v2` of 4 floats in storage `0`, as protocol-2 opcodes.
 const TENSOR_CALL: &[u8] = b"ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQK\x00K\x04\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtR";
 
-/// Checkpoints whose declared sizes are far beyond their bytes: refused from the declaration,
-/// before any allocation. (Class: readers bound work by the bytes present.)
-#[test]
-fn checkpoints_are_bounded_by_their_bytes() {
-    let dir = tempfile::tempdir().unwrap();
+/// The checkpoints of the hostile corpus that are made at test time (megabytes to gigabytes,
+/// sparse on disk), with the error each must give.
+fn generated_checkpoints(dir: &Path) -> Vec<(PathBuf, &'static str)> {
     // 100 000 tensor entries keyed by one memoized 8 MiB string.
     let mut payload = b"\x80\x02}(X".to_vec();
     payload.extend((8u32 << 20).to_le_bytes());
@@ -149,11 +147,11 @@ fn checkpoints_are_bounded_by_their_bytes() {
         payload.extend(b"h\x00h\x01");
     }
     payload.extend(b"u.");
-    let long_keys = dir.path().join("long-keys.pt");
+    let long_keys = dir.join("long-keys.pt");
     std::fs::write(&long_keys, legacy_checkpoint(&payload, 4)).unwrap();
     // Sparse safetensors: 1 GiB of f16 and 9 GiB of f32 that the disk does not hold.
     let sparse = |name: &str, dtype: &str, elements: u64, size: u64| {
-        let path = dir.path().join(name);
+        let path = dir.join(name);
         let head = safetensors_file(&[("conv1.weight".into(), dtype, vec![elements as usize], Vec::new())], None);
         let n = u64::from_le_bytes(head[..8].try_into().unwrap()) as usize;
         let header = String::from_utf8(head[8..8 + n].to_vec()).unwrap().replace("[0,0]", &format!("[0,{size}]"));
@@ -163,16 +161,57 @@ fn checkpoints_are_bounded_by_their_bytes() {
         std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(bytes.len() as u64 + size).unwrap();
         path
     };
-    let cases = [
-        (long_keys, "a dict key at the top level is 8388608 bytes long, over the 1024-byte limit for tensor names".to_owned()),
-        (sparse("1gib.safetensors", "F16", 1 << 29, 1 << 30), "its tensors hold 536870912 elements, more than the 268435456".to_owned()),
-        (sparse("9gib.safetensors", "F32", 9 << 28, 9 << 30), "its tensors hold 2415919104 elements, more than the 268435456".to_owned()),
-    ];
-    for (path, needle) in cases {
+    vec![
+        (long_keys, "a dict key at the top level is 8388608 bytes long, over the 1024-byte limit for tensor names"),
+        (sparse("1gib.safetensors", "F16", 1 << 29, 1 << 30), "its tensors hold 536870912 elements, more than the 268435456"),
+        (sparse("9gib.safetensors", "F32", 9 << 28, 9 << 30), "its tensors hold 2415919104 elements, more than the 268435456"),
+    ]
+}
+
+/// Checkpoints whose declared sizes are far beyond their bytes: refused from the declaration,
+/// before any allocation. (Class: readers bound work by the bytes present.)
+#[test]
+fn checkpoints_are_bounded_by_their_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, needle) in generated_checkpoints(dir.path()) {
         let name = path.display().to_string();
         let message = bounded(name.clone(), move || read_as("checkpoint", &path)).unwrap();
-        assert!(message.contains(&needle), "{name}: {message}");
+        assert!(message.contains(needle), "{name}: {message}");
     }
+}
+
+/// Every checkpoint row of the corpus through the CLI: a one-line error, in bounded time and
+/// well under the memory a ResNet-50 needs.
+#[test]
+fn the_cli_refuses_hostile_checkpoints_in_bounded_time_and_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases = generated_checkpoints(dir.path());
+    let table = std::fs::read_to_string(fixture("hostile/expected.tsv")).unwrap();
+    let committed: Vec<(PathBuf, String)> = table
+        .lines()
+        .filter_map(|l| match l.splitn(3, '\t').collect::<Vec<_>>()[..] {
+            [file, "checkpoint", expected] if !file.starts_with('#') => Some((fixture("hostile").join(file), expected.to_owned())),
+            _ => None,
+        })
+        .collect();
+    assert!(committed.len() >= 18, "{} checkpoint rows", committed.len());
+    let image = fixture("images/chelsea.png").display().to_string();
+    for (path, needle) in committed.iter().map(|(p, n)| (p.clone(), n.as_str())).chain(cases.drain(..).map(|(p, n)| (p, n))) {
+        let (name, needle_owned, image) = (path.display().to_string(), needle.to_owned(), image.clone());
+        let cwd = dir.path().to_path_buf();
+        let (o, rss) = bounded_value(name.clone(), move || salient_peak_rss(&["predict", "-w", &name, &image], &cwd));
+        assert_one_line_error(&o, &needle_owned);
+        assert!(rss < 400 << 20, "{}: peak memory {} MB", path.display(), rss >> 20);
+    }
+}
+
+/// Runs `f` on its own thread, failing the test if it takes over 30 s.
+fn bounded_value<T: Send + 'static>(what: String, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("{what}: HANG (over 30 s)"))
 }
 
 /// A real model written with a header length whose low byte is 0x80 and next byte 2 (a pickle's

@@ -321,6 +321,21 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_answering_a_pair_again_counts_once() {
+        let header = "WorkerId,Input.wordnet_id,Input.class_index,Input.feature_index,Input.feature_rank,Answer.main,Answer.confidence,Answer.reasons\n";
+        let mut text = header.to_owned();
+        // Worker A says background three times; B and C say main object.
+        for (worker, answer) in [("A", "background"), ("A", "background"), ("B", "main_object"), ("A", "background"), ("C", "main_object")] {
+            text.push_str(&format!("{worker},n02281406,325,1797,1,{answer},4.0,x\n"));
+        }
+        let a = Annotations::parse("t.csv", &text, B).unwrap();
+        assert_eq!(a.pairs[0].votes, Some(Votes { main_object: 2, separate_object: 0, background: 1 }));
+        assert_eq!(a.pairs[0].label, Label::Core, "one worker's three answers are one vote");
+        assert_eq!(a.repeated.iter().map(|r| (r.line, r.worker.as_str())).collect::<Vec<_>>(), [(3, "A"), (5, "A")]);
+        assert_eq!(a.repeated[0].to_string(), "line 3: worker A answered class 325, feature 1797 again; only the first answer counts");
+    }
+
+    #[test]
     fn three_of_five_spurious_answers_make_a_spurious_pair() {
         let w = "n02281406";
         let mut rows = vec![];

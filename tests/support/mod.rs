@@ -232,3 +232,33 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     let o = std::process::Command::new("sha256sum").arg(&p).output().expect("sha256sum is available");
     String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_owned()
 }
+
+/// Runs `salient` as [`salient`] does, and also returns the child's peak resident memory in
+/// bytes (`wait4`'s `ru_maxrss`).
+pub fn salient_peak_rss(args: &[&str], cwd: &Path) -> (Output, u64) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(salient_bin())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("SALIENT_WEIGHTS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("salient runs");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        stdout.read_to_end(&mut b).map(|_| b)
+    });
+    child.stderr.take().unwrap().read_to_end(&mut err).unwrap();
+    out.extend(reader.join().unwrap().unwrap());
+    let mut status = 0;
+    // SAFETY: wait4 on our own child's pid, with valid pointers to a status and an rusage.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+    let status = std::os::unix::process::ExitStatusExt::from_raw(status);
+    (Output { status, stdout: out, stderr: err }, usage.ru_maxrss as u64 * 1024)
+}

@@ -163,3 +163,42 @@ pub fn parse_class_list(arg: &str) -> Result<Vec<String>> {
     }
     Ok(list)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(names: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for n in names {
+            std::fs::create_dir_all(dir.path().join(n)).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn a_stray_folder_beside_imagenet_classes_is_an_error() {
+        let dir = folder(&["n01440764", "n01443537", "tmp"]);
+        let e = ImageFolder::scan(dir.path(), 1000, None).unwrap_err().to_string();
+        assert!(e.contains("1 folder(s) beside the WordNet-id class folders are not ImageNet classes (tmp)"), "{e}");
+        let dir = folder(&["n01440764", "n01443537"]);
+        let f = ImageFolder::scan(dir.path(), 1000, None).unwrap();
+        assert_eq!(f.classes.iter().map(|c| c.index).collect::<Vec<_>>(), [0, 1]);
+    }
+
+    #[test]
+    fn colliding_and_odd_files_are_skipped_with_a_reason() {
+        let dir = folder(&["a"]);
+        for f in ["x.jpg", "x.png", "y.png"] {
+            std::fs::write(dir.path().join("a").join(f), b"").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("a/z.png")).unwrap();
+        let f = ImageFolder::scan(dir.path(), 10, None).unwrap();
+        let c = &f.classes[0];
+        assert_eq!(c.images.iter().map(|i| i.rel.as_str()).collect::<Vec<_>>(), ["a/x.jpg", "a/y.png"]);
+        let skipped: Vec<(&str, &str)> = c.skipped.iter().map(|s| (s.image.as_str(), s.reason.as_str())).collect();
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(skipped[0].0 == "a/x.png" && skipped[0].1.contains("is taken by a/x.jpg"), "{skipped:?}");
+        assert!(skipped[1].0 == "a/z.png" && skipped[1].1.contains("not a regular file"), "{skipped:?}");
+    }
+}
