@@ -90,7 +90,12 @@ impl Normalization {
             }
             _ => Err(Error::checkpoint(
                 source,
-                format!("the input normalizer must hold 3 means and 3 positive stds, found {mean:?} and {std:?}"),
+                format!(
+                    "the input normalizer must hold 3 means and 3 positive stds, found {:?} and {:?}{}",
+                    &mean[..mean.len().min(6)],
+                    &std[..std.len().min(6)],
+                    if mean.len().max(std.len()) > 6 { " (first 6 shown)" } else { "" }
+                ),
             )),
         }
     }
