@@ -50,7 +50,7 @@ fn check_preprocessing(dir: &Path) {
         let ours = preprocess::model_view(&img);
         let (max, n) = diff_u8(ours.as_raw(), view(dir, &name).as_raw());
         report.push(format!("{name}: max {max}/255, {n} values differ"));
-        assert!(max <= 1, "preprocessing of {name} differs from torchvision by {max}/255:\n{}", report.join("\n"));
+        assert_eq!(n, 0, "preprocessing of {name} differs from torchvision + Pillow in {n} values (max {max}/255):\n{}", report.join("\n"));
     }
     eprintln!("{}", report.join("\n"));
 }
@@ -226,4 +226,60 @@ fn full_size_resnet50_when_present() {
     check_model(&dir);
     check_masks(&dir);
     check_importance(&dir);
+}
+
+/// The image `tools/gen_resize_fixtures.py` draws: pixel (x, y, c) is the top byte of a 32-bit
+/// hash of (x, y, c, seed). `[h, w, channels]`, row-major.
+fn formula_image(w: u32, h: u32, channels: u32, seed: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity((w * h * channels) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..channels {
+                let mut v = x
+                    .wrapping_mul(0x9E3779B1)
+                    .wrapping_add(y.wrapping_mul(0x85EBCA77))
+                    .wrapping_add(c.wrapping_mul(0xC2B2AE3D))
+                    .wrapping_add(seed.wrapping_mul(0x27D4EB2F));
+                v ^= v >> 15;
+                v = v.wrapping_mul(0x2C1B3C6D);
+                v ^= v >> 12;
+                out.push((v >> 24) as u8);
+            }
+        }
+    }
+    out
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Pillow's bilinear resize, bit for bit: many sizes and aspect ratios (up and down, odd sizes,
+/// 1-pixel edges, one side kept), and torchvision's `Resize(256)` + `CenterCrop(224)` of
+/// photo-sized images, against digests of Pillow's own output.
+#[test]
+fn resize_is_bit_exact_with_pillow() {
+    let table: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("pillow_resize.json")).unwrap()).unwrap();
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap() as u32;
+    let mut failures = Vec::new();
+    let cases = table["resize"].as_array().unwrap();
+    for c in cases {
+        let (w, h, ch, nw, nh) = (n(c, "w"), n(c, "h"), n(c, "channels"), n(c, "nw"), n(c, "nh"));
+        let src = formula_image(w, h, ch, n(c, "seed"));
+        let out = salient_engine::resample::resize_bilinear(&src, w as usize, h as usize, ch as usize, nw as usize, nh as usize);
+        if sha256(&out) != c["sha256"].as_str().unwrap() {
+            failures.push(format!("{w}×{h}×{ch} → {nw}×{nh}"));
+        }
+    }
+    let views = table["views"].as_array().unwrap();
+    for v in views {
+        let (w, h) = (n(v, "w"), n(v, "h"));
+        let img = RgbImage::from_raw(w, h, formula_image(w, h, 3, n(v, "seed"))).unwrap();
+        if sha256(preprocess::model_view(&img).as_raw()) != v["sha256"].as_str().unwrap() {
+            failures.push(format!("view of {w}×{h}"));
+        }
+    }
+    assert!(cases.len() >= 90 && views.len() >= 10, "the fixture lists {} resizes and {} views", cases.len(), views.len());
+    assert!(failures.is_empty(), "differs from Pillow {}: {}", table["pillow"], failures.join(", "));
 }

@@ -22,6 +22,7 @@ pub mod importance;
 pub mod model;
 pub mod nam;
 pub mod preprocess;
+pub mod resample;
 pub mod site;
 #[cfg(feature = "train")]
 pub mod train;

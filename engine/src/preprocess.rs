@@ -1,9 +1,8 @@
-//! The reference preprocessing, bit for bit where it can be: torchvision's `Resize(256)`
-//! (PIL bilinear with antialias) and `CenterCrop(224)` on an RGB image, then `ToTensor`
+//! The reference preprocessing, bit for bit: torchvision's `Resize(256)` (Pillow's bilinear
+//! resize with antialias, see [`crate::resample`]) and `CenterCrop(224)` on an RGB image, then `ToTensor`
 //! (`[3, H, W]` floats in [0, 1]); other sizes for models that ask for them ([`View`]). Normalization happens inside the model (see
 //! [`crate::model::ResNet::forward`]), as in the robustness library's wrapper.
 
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
 use image::{GrayImage, RgbImage};
 use serde::{Deserialize, Serialize};
 
@@ -116,20 +115,10 @@ pub fn crop_origin(w: u32, h: u32, size: u32) -> (u32, u32) {
     (off(w), off(h))
 }
 
-/// PIL-compatible bilinear (antialiased, triangle filter) resize of an 8-bit image with
+/// Pillow's bilinear resize (antialiased, triangle filter), bit for bit, of an 8-bit image with
 /// `channels` interleaved channels.
 fn resize_u8(buf: &[u8], w: u32, h: u32, channels: usize, nw: u32, nh: u32) -> Vec<u8> {
-    let pixel = if channels == 3 { PixelType::U8x3 } else { PixelType::U8 };
-    if (w, h) == (nw, nh) {
-        return buf.to_vec();
-    }
-    // Both images are built with buffers of exactly the right size, so neither call can fail.
-    let src = Image::from_vec_u8(w, h, buf.to_vec(), pixel).expect("source buffer sized to the image");
-    let mut dst = Image::new(nw, nh, pixel);
-    Resizer::new()
-        .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)))
-        .expect("same pixel type and non-empty sizes");
-    dst.into_vec()
+    crate::resample::resize_bilinear(buf, w as usize, h as usize, channels, nw as usize, nh as usize)
 }
 
 fn crop_u8(buf: &[u8], w: u32, channels: usize, (x, y): (u32, u32), size: u32) -> Vec<u8> {
