@@ -124,9 +124,10 @@ fn stalled_clients_do_not_hold_up_others() {
     // Half a request line, then nothing.
     let mut slow = server.connect();
     slow.write_all(b"GET /index.ht").unwrap();
-    // A large file asked for and never read.
+    // A large file asked for and never read, then asked for again and again on the same
+    // connection (pipelined: more requests than the server has workers).
     let mut greedy = server.connect();
-    greedy.write_all(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    greedy.write_all(&b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(100)).unwrap();
     std::thread::sleep(Duration::from_millis(300));
 
     for _ in 0..5 {

@@ -2,20 +2,24 @@
 //!
 //! tiny_http 0.12 reads the requests of each connection on a thread of its own (one per
 //! connection, without a cap) and hands complete ones to [`Server::recv`]; they are answered here
-//! by a fixed pool of [`WORKERS`] threads, so a client that stalls holds up one worker at most,
-//! and only until a write to it has made no progress for [`WRITE_TIMEOUT`].
+//! by a fixed pool of [`WORKERS`] threads, one connection by one worker at a time, so a client
+//! that stalls holds up one worker at most, and each answer to it is dropped once a write has
+//! made no progress for [`WRITE_TIMEOUT`].
 //!
 //! What tiny_http 0.12 leaves unbounded, exposing neither its sockets nor any limits:
 //! - the request line and headers are read into buffers that grow without limit, with no
 //!   timeout: a client that sends them slowly, or endlessly, keeps its connection thread and the
 //!   memory it has sent until it goes away;
-//! - an unread body is drained when its request is dropped, for as long as the client takes to
-//!   send it (see [`reject_body`]).
+//! - an unread body is drained when its request is dropped, as slowly as the client sends it,
+//!   into a buffer of the size it announced (see [`reject_body`]).
 
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Component, Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tiny_http::{Header, Method, Request, Response, ResponseBox, Server};
@@ -45,6 +49,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The longest URL answered (longer ones get 414).
 const MAX_URL_BYTES: usize = 8 * 1024;
+
+/// The largest announced body that tiny_http is left to drain (see [`reject_body`]).
+const MAX_DRAINED_BODY: usize = 16 << 20;
 
 fn mime(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
@@ -113,29 +120,73 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let server = Server::from_listener(listener, None).map_err(|e| listen_error(&e))?;
     println!("serving {} at http://127.0.0.1:{port}/ (Ctrl-C stops)", args.dir.display());
 
-    // The accept thread pushes its error (and stops) when accepting fails; the worker that
-    // receives it keeps it and wakes the next one, which wakes the next, until all have stopped.
-    let failure = OnceLock::new();
-    std::thread::scope(|scope| {
+    let waiting = Waiting::default();
+    let (jobs, queue) = std::sync::mpsc::channel();
+    let queue = Mutex::new(queue);
+    let error = std::thread::scope(|scope| {
         for _ in 0..WORKERS {
-            scope.spawn(|| {
-                loop {
-                    match server.recv() {
-                        Ok(request) => respond(request, &root),
-                        Err(e) => {
-                            let _ = failure.set(e);
-                            server.unblock();
-                            return;
-                        }
-                    }
+            scope.spawn(|| work(&queue, &waiting, &root));
+        }
+        dispatch(&server, &waiting, jobs)
+    });
+    Err(Error::Usage(format!("stopped accepting connections: {error}")))
+}
+
+/// Requests that wait for the one being answered on their connection, by the client's address.
+///
+/// tiny_http reads pipelined requests ahead and writes their answers in order, so a second worker
+/// on a connection would only wait for the first: a client that asks for many files and reads
+/// none would hold up every worker. Each connection is answered by one worker at a time.
+type Waiting = Mutex<HashMap<SocketAddr, VecDeque<Request>>>;
+
+/// Hands the requests to the workers in the order tiny_http read them, each to the worker that
+/// answers its connection if there is one, until accepting connections fails (tiny_http's accept
+/// thread then stops for good); the error. The workers stop when they have nothing left to do.
+fn dispatch(server: &Server, waiting: &Waiting, jobs: Sender<Request>) -> std::io::Error {
+    loop {
+        let request = match server.recv() {
+            Ok(request) => request,
+            Err(e) => return e,
+        };
+        if let Some(&client) = request.remote_addr() {
+            match lock(waiting).entry(client) {
+                Entry::Occupied(mut queue) => {
+                    queue.get_mut().push_back(request);
+                    continue;
                 }
+                Entry::Vacant(slot) => {
+                    slot.insert(VecDeque::new());
+                }
+            }
+        }
+        // The workers hang up only when this returns.
+        let _ = jobs.send(request);
+    }
+}
+
+/// A worker: answers a request, then the ones that came after it on its connection, and so on.
+fn work(jobs: &Mutex<Receiver<Request>>, waiting: &Waiting, root: &Path) {
+    loop {
+        let job = lock(jobs).recv();
+        let Ok(first) = job else { return };
+        let client = first.remote_addr().copied();
+        let mut next = Some(first);
+        while let Some(request) = next {
+            respond(request, root);
+            next = client.and_then(|client| {
+                let mut waiting = lock(waiting);
+                let next = waiting.get_mut(&client).and_then(VecDeque::pop_front);
+                if next.is_none() {
+                    waiting.remove(&client);
+                }
+                next
             });
         }
-    });
-    Err(Error::Usage(match failure.into_inner() {
-        Some(e) => format!("stopped accepting connections: {e}"),
-        None => "stopped accepting connections".into(),
-    }))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Sets a write timeout on the listening socket, which the sockets it accepts inherit (on Linux,
@@ -208,11 +259,20 @@ fn has_body(request: &Request) -> bool {
     request.body_length().is_some_and(|n| n > 0) || request.headers().iter().any(|h| h.field.equiv("Transfer-Encoding"))
 }
 
-/// Answers 413 without reading the body, on a thread of its own: dropping a request whose body
-/// is unread makes tiny_http drain it (into one buffer of the declared size, up to the client's
-/// Content-Length), for as long as the client takes, and that must not hold up a worker.
-/// (Bodies of at most 1 KiB tiny_http has read before the request is handed over.)
+/// Answers 413 without reading the body.
+///
+/// Dropping a request whose Content-Length body is unread makes tiny_http drain it, for as long
+/// as the client takes to send it, into one buffer of the declared size allocated up front; so
+/// the answer is written on a thread of its own, not a worker's. (Bodies of at most 1 KiB tiny_http
+/// has read already; chunked ones it does not drain.) Past [`MAX_DRAINED_BODY`] the request is
+/// never dropped: a size that cannot be allocated aborts the process. Its status and headers are
+/// written through `upgrade` (the one way to answer without dropping the body's reader) and the
+/// connection is leaked, its socket and tiny_http's thread for it kept until the process ends.
 fn reject_body(request: Request) {
+    if request.body_length().is_some_and(|n| n > MAX_DRAINED_BODY) {
+        std::mem::forget(request.upgrade("none", Response::empty(413)));
+        return;
+    }
     let response = status(413, "request bodies are not accepted");
     // If no thread can be started, the request is answered here, where it was.
     let _ = std::thread::Builder::new().name("serve-413".into()).spawn(move || request.respond(response));
