@@ -194,7 +194,7 @@ fn the_cli_refuses_hostile_checkpoints_in_bounded_time_and_memory() {
             _ => None,
         })
         .collect();
-    assert!(committed.len() >= 18, "{} checkpoint rows", committed.len());
+    assert!(committed.len() >= 21, "{} checkpoint rows", committed.len());
     let image = fixture("images/chelsea.png").display().to_string();
     for (path, needle) in committed.iter().map(|(p, n)| (p.clone(), n.as_str())).chain(cases.drain(..).map(|(p, n)| (p, n))) {
         let (name, needle_owned, image) = (path.display().to_string(), needle.to_owned(), image.clone());
@@ -203,6 +203,30 @@ fn the_cli_refuses_hostile_checkpoints_in_bounded_time_and_memory() {
         assert_one_line_error(&o, &needle_owned);
         assert!(rss < 400 << 20, "{}: peak memory {} MB", path.display(), rss >> 20);
     }
+}
+
+/// Every image row of the corpus through the CLI: its error (or its prediction), within 30 s and
+/// 400 MB, however much the file's headers, scans or compressed chunks ask for.
+#[test]
+fn the_cli_reads_hostile_images_in_bounded_time_and_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = std::fs::read_to_string(fixture("hostile/expected.tsv")).unwrap();
+    let mut checked = 0;
+    for line in table.lines().filter(|l| !l.starts_with('#')) {
+        let [file, "image", expected] = line.splitn(3, '\t').collect::<Vec<_>>()[..] else { continue };
+        let path = fixture("hostile").join(file).display().to_string();
+        let cwd = dir.path().to_path_buf();
+        let w = weights();
+        let (o, rss) = bounded_value(path.clone(), move || salient_peak_rss(&["predict", "-w", &w, &path], &cwd));
+        if expected == "ok" {
+            assert!(o.status.success(), "{file}: {}", stderr(&o));
+        } else {
+            assert_one_line_error(&o, expected);
+        }
+        assert!(rss < 400 << 20, "{file}: peak memory {} MB", rss >> 20);
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked} image rows");
 }
 
 /// Runs `f` on its own thread, failing the test if it takes over 30 s.

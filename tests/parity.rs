@@ -2,8 +2,9 @@
 //! checkpoint loading in every container, preprocessing, logits and features, masks,
 //! feature importance and top-k, the feature attack, the heatmap overlay.
 //!
-//! With `SALIENT_FULL_FIXTURES=<dir>` (written by `gen_fixtures.py --checkpoint ...`), the
-//! same comparisons also run on a full-size ResNet-50.
+//! At full size, `full_size_resnets_match_pytorch_end_to_end` runs the `salient` CLI on image
+//! files with a ResNet-50 and a ResNet-18 whose weights follow a formula (and committed
+//! batch-norm statistics), against `tests/fixtures/full/` from `tools/gen_full_fixtures.py`.
 
 use std::path::{Path, PathBuf};
 
@@ -216,18 +217,6 @@ fn jet_matches_opencv() {
     }
 }
 
-#[test]
-fn full_size_resnet50_when_present() {
-    let Some(dir) = std::env::var_os("SALIENT_FULL_FIXTURES").map(PathBuf::from) else {
-        eprintln!("SALIENT_FULL_FIXTURES is not set: full-size comparison skipped");
-        return;
-    };
-    check_preprocessing(&dir);
-    check_model(&dir);
-    check_masks(&dir);
-    check_importance(&dir);
-}
-
 /// The image `tools/gen_resize_fixtures.py` draws: pixel (x, y, c) is the top byte of a 32-bit
 /// hash of (x, y, c, seed). `[h, w, channels]`, row-major.
 fn formula_image(w: u32, h: u32, channels: u32, seed: u32) -> Vec<u8> {
@@ -282,4 +271,129 @@ fn resize_is_bit_exact_with_pillow() {
     }
     assert!(cases.len() >= 90 && views.len() >= 10, "the fixture lists {} resizes and {} views", cases.len(), views.len());
     assert!(failures.is_empty(), "differs from Pillow {}: {}", table["pillow"], failures.join(", "));
+}
+
+/// FNV-1a (32-bit) of a tensor name: the seed of its formula weights.
+fn fnv1a(name: &str) -> u32 {
+    name.bytes().fold(0x811C9DC5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x01000193))
+}
+
+/// Element `i` of the formula tensor with `seed`: a uniform value in [-1, 1).
+fn formula_uniform(i: u32, seed: u32) -> f64 {
+    let mut v = i.wrapping_mul(0x9E3779B1).wrapping_add(seed.wrapping_mul(0x85EBCA77));
+    v ^= v >> 15;
+    v = v.wrapping_mul(0x2C1B3C6D);
+    v ^= v >> 12;
+    v = v.wrapping_mul(0x297A2D39);
+    v ^= v >> 15;
+    f64::from(v >> 8) / f64::from(1u32 << 23) - 1.0
+}
+
+/// The weights of `tools/gen_full_fixtures.py` for `config`: the formula for every tensor,
+/// then the committed batch-norm statistics.
+fn formula_weights(config: &salient_engine::ResNetConfig, bn_stats: &Path) -> StateDict {
+    let mut sd = config.init(&device(), 0).state_dict("formula");
+    for (name, t) in sd.tensors.iter_mut() {
+        let seed = fnv1a(name);
+        let value = |u: f64| -> f64 {
+            match t.shape.len() {
+                4 => u * (6.0 / (t.shape[0] * t.shape[2] * t.shape[3]) as f64).sqrt(),
+                2 => u / (t.shape[1] as f64).sqrt(),
+                _ if name.ends_with(".weight") => (if name.starts_with("layer") { 0.5 } else { 1.0 }) + 0.1 * u,
+                _ if name.ends_with(".running_var") => 1.25 + 0.25 * u,
+                _ => 0.1 * u,
+            }
+        };
+        t.data = (0..t.data.len() as u32).map(|i| value(formula_uniform(i, seed)) as f32).collect();
+    }
+    let stats = StateDict::load(bn_stats).unwrap();
+    assert!(stats.tensors.len() > 40, "{}: {} statistics", bn_stats.display(), stats.tensors.len());
+    for (name, t) in stats.tensors {
+        let slot = sd.tensors.get_mut(&name).unwrap_or_else(|| panic!("the model has no {name}"));
+        assert_eq!(slot.shape, t.shape, "{name}");
+        slot.data = t.data;
+    }
+    sd
+}
+
+/// Runs `salient` and parses each line of its standard output as JSON.
+fn json_lines(args: &[&str], cwd: &Path) -> Vec<serde_json::Value> {
+    let o = salient(args, cwd);
+    assert!(o.status.success(), "salient {args:?}: {}", stderr(&o));
+    stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Full-size parity, end to end from image files through the CLI: a ResNet-50 (batch 1 and
+/// 16) and a ResNet-18 against torchvision + Pillow + PyTorch on the same weights and files:
+/// logits and features to 1e-4, single and union masks to one gray level, the importance top-5
+/// equal (values to 1e-4), a 100-step feature attack to 1%.
+#[test]
+fn full_size_resnets_match_pytorch_end_to_end() {
+    let full = fixture("full");
+    let e = expected(&full);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for spec in e["formula_images"].as_array().unwrap() {
+        let [w, h, seed] = [0, 1, 2].map(|i| spec[i].as_u64().unwrap() as u32);
+        RgbImage::from_raw(w, h, formula_image(w, h, 3, seed)).unwrap().save(dir.join(format!("formula_{seed}.png"))).unwrap();
+    }
+    let names: Vec<String> = e["images"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()).collect();
+    assert_eq!(names.len(), 16);
+    let path_of = |name: &str| {
+        let photo = fixture("images").join(name);
+        if photo.exists() { photo } else { dir.join(name) }.display().to_string()
+    };
+    let images: Vec<String> = names.iter().map(|n| path_of(n)).collect();
+    for (arch, config, batches) in [
+        ("resnet50", salient_engine::ResNetConfig::resnet50(), &["1", "16"][..]),
+        ("resnet18", salient_engine::ResNetConfig::resnet18(), &["16"][..]),
+    ] {
+        let weights = dir.join(format!("{arch}.safetensors"));
+        salient_engine::checkpoint::write_safetensors(&formula_weights(&config, &full.join(format!("bn_{arch}.safetensors"))), &weights, false).unwrap();
+        let w = weights.display().to_string();
+        let want = &e["models"][arch];
+        for batch in batches {
+            let mut args = vec!["predict", "-w", &w, "--json", "--batch-size", batch];
+            args.extend(images.iter().map(String::as_str));
+            let lines = json_lines(&args, dir);
+            assert_eq!(lines.len(), 16);
+            for (line, name) in lines.iter().zip(&names) {
+                let (el, ef) = (rel_err(&floats(&line["logits"]), &floats(&want["logits"][name])), rel_err(&floats(&line["features"]), &floats(&want["features"][name])));
+                assert!(el < 1e-4 && ef < 1e-4, "{arch} batch {batch}, {name}: logits rel. error {el:e}, features {ef:e}");
+            }
+        }
+        if arch != "resnet50" {
+            continue;
+        }
+        let class = want["rank_class"].as_u64().unwrap().to_string();
+        let mut args = vec!["rank", "-w", &w, "--json", "--class", &class];
+        args.extend(images.iter().map(String::as_str));
+        let ranked = &json_lines(&args, dir)[0]["top"];
+        let top5: Vec<(u64, f32)> = ranked.as_array().unwrap().iter().map(|t| (t["feature"].as_u64().unwrap(), t["importance"].as_f64().unwrap() as f32)).collect();
+        let want5: Vec<(u64, f32)> = want["importance_top5"].as_array().unwrap().iter().map(|t| (t[0].as_u64().unwrap(), t[1].as_f64().unwrap() as f32)).collect();
+        assert_eq!(top5.iter().map(|t| t.0).collect::<Vec<_>>(), want5.iter().map(|t| t.0).collect::<Vec<_>>(), "importance top-5");
+        let (ours, theirs): (Vec<f32>, Vec<f32>) = top5.iter().zip(&want5).map(|(a, b)| (a.1, b.1)).unzip();
+        assert!(rel_err(&ours, &theirs) < 1e-4, "importance values {ours:?} vs {theirs:?}");
+        for (name, masks) in want["masks"].as_object().unwrap() {
+            for key in ["single", "union"] {
+                let features: Vec<String> = masks[key]["features"].as_array().unwrap().iter().map(|f| f.to_string()).collect();
+                let out = dir.join(format!("{name}_{key}.png"));
+                let o = salient(&["mask", "-w", &w, "-f", &features.join(","), &path_of(name), "-o", out.to_str().unwrap()], dir);
+                assert!(o.status.success(), "{}", stderr(&o));
+                let reference = image::open(full.join(masks[key]["png"].as_str().unwrap())).unwrap().to_luma8();
+                let (max, n) = diff_u8(image::open(&out).unwrap().to_luma8().as_raw(), reference.as_raw());
+                assert!(max <= 1, "{name} {key} mask ({features:?}): {n} values differ, by up to {max}/255");
+            }
+        }
+        let attack = &want["attack"];
+        let feature = attack["feature"].to_string();
+        let out = dir.join("attacked.png").display().to_string();
+        let got = &json_lines(&["attack", "-w", &w, "--json", "-f", &feature, "--steps", "100", &path_of("chelsea.png"), "-o", &out], dir)[0];
+        let close = |k: &str, tol: f64| {
+            let (a, b) = (got[k].as_f64().unwrap(), attack[k].as_f64().unwrap());
+            assert!((a - b).abs() <= tol * b.abs(), "attack {k}: {a} vs PyTorch's {b}");
+        };
+        close("before", 1e-4);
+        close("after", 1e-2);
+    }
 }

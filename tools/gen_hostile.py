@@ -117,10 +117,12 @@ def pickle_int(v):
     return b"\x8a" + bytes([len(b)]) + b
 
 
-def tensor_pickle(numel, key="conv1.weight"):
-    """A torch state dict {key: tensor of `numel` floats in storage '0'}, protocol 2."""
+def tensor_pickle(numel, key="conv1.weight", shape=None, stride=None):
+    """A torch state dict {key: tensor in storage '0' of `numel` floats}, protocol 2; the tensor
+    has `shape` and `stride` (default: the whole storage, contiguous)."""
     storage = b"(" + pickle_str("storage") + b"ctorch\nFloatStorage\n" + pickle_str("0") + pickle_str("cpu") + pickle_int(numel) + b"tQ"
-    args = b"(" + storage + b"K\x00(" + pickle_int(numel) + b"t(K\x01t\x89ccollections\nOrderedDict\n)Rt"
+    ints = lambda vals: b"(" + b"".join(pickle_int(v) for v in vals) + b"t"
+    args = b"(" + storage + b"K\x00" + ints(shape or [numel]) + ints(stride or [1]) + b"\x89ccollections\nOrderedDict\n)Rt"
     return b"\x80\x02}(" + pickle_str(key) + b"ctorch._utils\n_rebuild_tensor_v2\n" + args + b"Ru."
 
 
@@ -160,6 +162,15 @@ def zip64_stored(entries):
 pkl = tensor_pickle(4)
 put("zip64-declared-1tib.pt", zip64_stored([("archive/data.pkl", pkl, len(pkl)), ("archive/data/0", b"\0" * 16, 1 << 40)]))
 
+# Found by the structure-aware fuzz targets' authors (fuzz/README.md): a zero-size dimension
+# beside 2^40-sized ones, a stride-0 view of one float as 2^28, and safetensors offsets whose
+# total overflows 64 bits.
+one = struct.pack("<f", 1.0)
+put("zero-dim-overflow.pt", torch_zip(tensor_pickle(4, shape=[0, 1 << 40, 1 << 40], stride=[1, 1, 1]), [("0", one * 4)]))
+put("stride0-2e28.pt", torch_zip(tensor_pickle(1, shape=[1 << 28], stride=[0]), [("0", one)]))
+n8 = (2**64 - 1) // 8
+put("st-datalen-overflow.safetensors", safetensors({f"t{i}": {"dtype": "U8", "shape": [n8], "data_offsets": [i * n8, (i + 1) * n8]} for i in range(8)}))
+
 # safetensors metadata out of bounds.
 conv = {"conv1.weight": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}
 put("view-4096.safetensors", safetensors(dict(conv, __metadata__={"salient.view": "4096,4096"}), b"\0" * 16))
@@ -183,6 +194,8 @@ def png_with(chunks, width=32, height=32):
 
 bomb = zlib.compress(b"\0" * (64 << 20), 9)
 put("png-ztxt-bomb.png", png_with([(b"zTXt", b"Comment\0\0" + bomb)]))
-put("png-iccp-bomb.png", png_with([(b"iCCP", b"icc\0\0" + bomb)]))
+z = zlib.compressobj(9)
+icc_bomb = b"".join(z.compress(b"\0" * (64 << 20)) for _ in range(4)) + z.flush()  # 256 MiB in 260 kB
+put("png-iccp-bomb.png", png_with([(b"iCCP", b"icc\0\0" + icc_bomb)]))
 put("png-itxt-bomb.png", png_with([(b"iTXt", b"XML:com.adobe.xmp\0\1\0\0\0" + bomb)]))
 print("wrote", OUT)

@@ -39,29 +39,34 @@ def digest(img):
     return hashlib.sha256(np.asarray(img).tobytes()).hexdigest()
 
 
-rng = random.Random(2026)
-sides = [1, 2, 3, 5, 7, 16, 31, 64, 97, 128, 200, 255, 256, 257, 300]
-cases = []
-for i in range(96):
-    w, h = rng.choice(sides + [rng.randint(1, 300)]), rng.choice(sides + [rng.randint(1, 300)])
-    nw, nh = rng.choice(sides + [rng.randint(1, 300), w]), rng.choice(sides + [rng.randint(1, 300), h])
-    channels = rng.choice([1, 3])
-    img = pil(formula_image(w, h, channels, i))
-    out = img.resize((nw, nh), Image.BILINEAR)
-    cases.append({"w": w, "h": h, "channels": channels, "seed": i, "nw": nw, "nh": nh, "sha256": digest(out)})
+def main():
+    rng = random.Random(2026)
+    sides = [1, 2, 3, 5, 7, 16, 31, 64, 97, 128, 200, 255, 256, 257, 300]
+    cases = []
+    for i in range(96):
+        w, h = rng.choice(sides + [rng.randint(1, 300)]), rng.choice(sides + [rng.randint(1, 300)])
+        nw, nh = rng.choice(sides + [rng.randint(1, 300), w]), rng.choice(sides + [rng.randint(1, 300), h])
+        channels = rng.choice([1, 3])
+        img = pil(formula_image(w, h, channels, i))
+        out = img.resize((nw, nh), Image.BILINEAR)
+        cases.append({"w": w, "h": h, "channels": channels, "seed": i, "nw": nw, "nh": nh, "sha256": digest(out)})
 
-views = []
-try:
-    import torchvision.transforms as T
+    views = []
+    try:
+        import torchvision.transforms as T
 
-    view = T.Compose([T.Resize(256), T.CenterCrop(224)])
-    for i, (w, h) in enumerate([(500, 375), (375, 500), (333, 500), (640, 427), (1024, 683), (257, 1000), (4032, 3024), (224, 224), (256, 256), (1000, 16)]):
-        img = pil(formula_image(w, h, 3, 1000 + i))
-        views.append({"w": w, "h": h, "seed": 1000 + i, "sha256": digest(view(img))})
-except ImportError:
-    raise SystemExit("torchvision is needed for the Resize(256)+CenterCrop(224) views")
+        view = T.Compose([T.Resize(256), T.CenterCrop(224)])
+        for i, (w, h) in enumerate([(500, 375), (375, 500), (333, 500), (640, 427), (1024, 683), (257, 1000), (4032, 3024), (224, 224), (256, 256), (1000, 16)]):
+            img = pil(formula_image(w, h, 3, 1000 + i))
+            views.append({"w": w, "h": h, "seed": 1000 + i, "sha256": digest(view(img))})
+    except ImportError:
+        raise SystemExit("torchvision is needed for the Resize(256)+CenterCrop(224) views")
 
-with open(OUT, "w") as f:
-    json.dump({"pillow": PIL.__version__, "filter": "BILINEAR", "resize": cases, "views": views}, f, indent=1)
-    f.write("\n")
-print("wrote", OUT, len(cases), "resizes,", len(views), "views")
+    with open(OUT, "w") as f:
+        json.dump({"pillow": PIL.__version__, "filter": "BILINEAR", "resize": cases, "views": views}, f, indent=1)
+        f.write("\n")
+    print("wrote", OUT, len(cases), "resizes,", len(views), "views")
+
+
+if __name__ == "__main__":
+    main()

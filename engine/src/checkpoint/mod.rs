@@ -113,11 +113,14 @@ impl HostTensor {
     pub(crate) fn gather(storage: &[u8], t: &torch::TensorRef) -> Self {
         let numel: usize = t.shape.iter().product();
         let mut data = Vec::with_capacity(numel);
+        if numel == 0 {
+            return HostTensor { shape: t.shape.clone(), dtype: t.dtype, data };
+        }
         let contiguous = {
-            let mut expect = 1;
+            let mut expect = 1usize;
             t.shape.iter().zip(&t.strides).rev().all(|(&d, &s)| {
                 let ok = d <= 1 || s == expect;
-                expect *= d;
+                expect = expect.saturating_mul(d);
                 ok
             })
         };

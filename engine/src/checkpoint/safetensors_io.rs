@@ -46,7 +46,7 @@ pub(super) fn read<R: Read + Seek>(name: &str, mut reader: R, len: u64) -> Resul
     reader.read_exact(&mut header).map_err(|e| Error::read(name, e))?;
     let meta: Metadata = serde_json::from_slice(&header).map_err(|e| invalid(&e))?;
     let data_start = 8 + header_len;
-    if data_start + meta.data_len() as u64 != len {
+    if data_start.checked_add(meta.data_len() as u64) != Some(len) {
         return Err(fail(format!(
             "the header describes {} bytes of tensor data but the file holds {} after its header (truncated, or trailing bytes)",
             meta.data_len(),

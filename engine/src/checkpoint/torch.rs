@@ -165,8 +165,16 @@ impl Catalog {
             return Err(format!("tensor has {} dimensions but {} strides", shape.len(), strides.len()));
         }
         let t = TensorRef { storage: key, dtype: info.dtype, offset, shape, strides };
-        // The last element the tensor reads must lie inside its storage.
+        // The last element the tensor reads must lie inside its storage, and it may not hold
+        // more elements than the storage (a view repeating elements with stride 0 would turn a
+        // few stored bytes into gigabytes; state dicts hold none).
         let numel = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("tensor size overflows")?;
+        if numel > info.numel {
+            return Err(format!(
+                "tensor of shape {:?} has {numel} elements but its storage `{}` only {}: views that repeat elements are not supported",
+                t.shape, t.storage, info.numel
+            ));
+        }
         if numel > 0 {
             let last = t
                 .shape

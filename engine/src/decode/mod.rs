@@ -70,7 +70,8 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage, Error> {
         return jpeg::decode(bytes).map_err(fail);
     }
 
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let bytes = if format == ImageFormat::Png { png_pixels_only(bytes) } else { std::borrow::Cow::Borrowed(bytes) };
+    let mut reader = ImageReader::with_format(Cursor::new(&bytes[..]), format);
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_DECODE_ALLOC);
     reader.limits(limits);
@@ -81,6 +82,32 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage, Error> {
     let img = DynamicImage::from_decoder(decoder)
         .map_err(|e| fail(format!("cannot decode {format_name}: the file is corrupt or truncated ({e})")))?;
     Ok(apply_orientation(img.to_rgb8(), orientation))
+}
+
+/// A PNG with only the chunks that make its pixels (`IHDR`, `PLTE`, `tRNS`, `IDAT`, `IEND`) and
+/// its EXIF orientation (`eXIf`). Compressed metadata (`iCCP` profiles, `zTXt` and `iTXt` text)
+/// is dropped unread: a 1 MB file can hold a 1 GiB profile, which decoders inflate in full.
+/// A file whose chunks do not parse is returned as it is, for the decoder to report.
+fn png_pixels_only(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    const KEEP: [&[u8; 4]; 6] = [b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"eXIf"];
+    let mut out = bytes[..8.min(bytes.len())].to_vec();
+    let mut at = 8;
+    let mut dropped = false;
+    while at + 12 <= bytes.len() {
+        let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let Some(end) = at.checked_add(12 + len).filter(|&e| e <= bytes.len()) else { break };
+        let kind = &bytes[at + 4..at + 8];
+        if KEEP.iter().any(|k| k[..] == *kind) {
+            out.extend_from_slice(&bytes[at..end]);
+        } else {
+            dropped = true;
+        }
+        at = end;
+        if kind == b"IEND" {
+            break;
+        }
+    }
+    if dropped && at <= bytes.len() { std::borrow::Cow::Owned(out) } else { std::borrow::Cow::Borrowed(bytes) }
 }
 
 /// Number of start-of-scan markers (`FF DA`) in a JPEG. Entropy-coded data escapes every
