@@ -23,6 +23,7 @@ are, so that the outputs depend on the image and not mostly on the biases; those
 Inputs: the photos of tests/fixtures/images/ and 7 formula images (tests/parity.rs draws the
 same pixels and writes them as PNG), 16 in all.
 """
+import copy
 import json
 import math
 import os
@@ -152,17 +153,24 @@ def main():
             path = f"masks/{name}_{key}.png"
             Image.fromarray(np.round(m.numpy() * 255).astype(np.uint8), "L").save(os.path.join(OUT, path))
             masks.setdefault(name, {})[key] = {"features": fl, "png": path}
+    # The feature attack, 100 steps. With the CLI's default step (10) on this non-robust network
+    # the ascent is chaotic: float32 and float64 PyTorch end 12% apart, and one step moves the
+    # feature by 7% when the image is rounded to 8 bits (measured). With steps of 0.1 it is
+    # not: the float32 and float64 runs agree to 1%. The reference is the float64 run.
     attack_image = names.index("chelsea.png")
     attack_feature = int(torch.argmax(feats[attack_image]))
-    _, before, after = feature_attack(model, x[attack_image:attack_image + 1], attack_feature, steps=100, step=10.0)
+    x0 = x[attack_image:attack_image + 1]
+    _, before32, after32 = feature_attack(model, x0, attack_feature, steps=100, step=0.1)
+    model64 = Wrapped(copy.deepcopy(net).double()).eval()
+    _, before, after = feature_attack(model64, x0.double(), attack_feature, steps=100, step=0.1)
     expected["models"]["resnet50"] = {
         "logits": {n: rounded(logits[i]) for i, n in enumerate(names)},
         "features": {n: rounded(feats[i]) for i, n in enumerate(names)},
         "rank_class": rank_class,
         "importance_top5": [[j, float(f"{fi[j].item():.8g}")] for j in top5],
         "masks": masks,
-        "attack": {"image": "chelsea.png", "feature": attack_feature, "steps": 100, "step_size": 10.0,
-                   "before": before.item(), "after": after.item()},
+        "attack": {"image": "chelsea.png", "feature": attack_feature, "steps": 100, "step_size": 0.1,
+                   "before": before.item(), "after": after.item(), "float32": [before32.item(), after32.item()]},
     }
     _, _, _, logits18, feats18, _ = run("resnet18", views)
     expected["models"]["resnet18"] = {

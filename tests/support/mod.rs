@@ -262,3 +262,68 @@ pub fn salient_peak_rss(args: &[&str], cwd: &Path) -> (Output, u64) {
     let status = std::os::unix::process::ExitStatusExt::from_raw(status);
     (Output { status, stdout: out, stderr: err }, usage.ru_maxrss as u64 * 1024)
 }
+
+/// The image `tools/gen_resize_fixtures.py` draws: pixel (x, y, c) is the top byte of a 32-bit
+/// hash of (x, y, c, seed). `[h, w, channels]`, row-major.
+pub fn formula_image(w: u32, h: u32, channels: u32, seed: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity((w * h * channels) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..channels {
+                let mut v = x
+                    .wrapping_mul(0x9E3779B1)
+                    .wrapping_add(y.wrapping_mul(0x85EBCA77))
+                    .wrapping_add(c.wrapping_mul(0xC2B2AE3D))
+                    .wrapping_add(seed.wrapping_mul(0x27D4EB2F));
+                v ^= v >> 15;
+                v = v.wrapping_mul(0x2C1B3C6D);
+                v ^= v >> 12;
+                out.push((v >> 24) as u8);
+            }
+        }
+    }
+    out
+}
+
+/// FNV-1a (32-bit) of a tensor name: the seed of its formula weights.
+fn fnv1a(name: &str) -> u32 {
+    name.bytes().fold(0x811C9DC5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x01000193))
+}
+
+/// Element `i` of the formula tensor with `seed`: a uniform value in [-1, 1).
+fn formula_uniform(i: u32, seed: u32) -> f64 {
+    let mut v = i.wrapping_mul(0x9E3779B1).wrapping_add(seed.wrapping_mul(0x85EBCA77));
+    v ^= v >> 15;
+    v = v.wrapping_mul(0x2C1B3C6D);
+    v ^= v >> 12;
+    v = v.wrapping_mul(0x297A2D39);
+    v ^= v >> 15;
+    f64::from(v >> 8) / f64::from(1u32 << 23) - 1.0
+}
+
+/// The weights of `tools/gen_full_fixtures.py` for `config`: the formula for every tensor,
+/// then the committed batch-norm statistics.
+pub fn formula_weights(config: &salient_engine::ResNetConfig, bn_stats: &Path) -> salient_engine::StateDict {
+    let mut sd = config.init(&burn::tensor::Device::flex(), 0).state_dict("formula");
+    for (name, t) in sd.tensors.iter_mut() {
+        let seed = fnv1a(name);
+        let value = |u: f64| -> f64 {
+            match t.shape.len() {
+                4 => u * (6.0 / (t.shape[0] * t.shape[2] * t.shape[3]) as f64).sqrt(),
+                2 => u / (t.shape[1] as f64).sqrt(),
+                _ if name.ends_with(".weight") => (if name.starts_with("layer") { 0.5 } else { 1.0 }) + 0.1 * u,
+                _ if name.ends_with(".running_var") => 1.25 + 0.25 * u,
+                _ => 0.1 * u,
+            }
+        };
+        t.data = (0..t.data.len() as u32).map(|i| value(formula_uniform(i, seed)) as f32).collect();
+    }
+    let stats = salient_engine::StateDict::load(bn_stats).unwrap();
+    assert!(stats.tensors.len() >= 40, "{}: {} statistics", bn_stats.display(), stats.tensors.len());
+    for (name, t) in stats.tensors {
+        let slot = sd.tensors.get_mut(&name).unwrap_or_else(|| panic!("the model has no {name}"));
+        assert_eq!(slot.shape, t.shape, "{name}");
+        slot.data = t.data;
+    }
+    sd
+}
