@@ -343,3 +343,21 @@ fn full_size_resnets_match_pytorch_end_to_end() {
         println!("attack, 100 steps: {} vs PyTorch float64's {}", got["after"], attack["after"]);
     }
 }
+
+/// What the browser still does differently: it decodes JPEGs with the `image` crate instead of
+/// libjpeg-turbo (which PIL uses, as Salient does natively). Measured on the model's view of
+/// the fixture JPEGs, and bounded so that a change shows.
+#[test]
+fn browser_jpeg_decoding_differs_from_pillows_by_little() {
+    let mut report = Vec::new();
+    for name in ["rocket.jpg", "coffee.jpg"] {
+        let bytes = std::fs::read(fixture("images").join(name)).unwrap();
+        let native = preprocess::model_view(&decode::decode_image(name, &bytes).unwrap());
+        let browser = preprocess::model_view(&image::load_from_memory(&bytes).unwrap().to_rgb8());
+        let (max, n) = diff_u8(native.as_raw(), browser.as_raw());
+        let share = n as f64 / native.as_raw().len() as f64;
+        report.push(format!("{name}: {:.1}% of values differ, by up to {max}/255", 100.0 * share));
+        assert!(max <= 8 && share < 0.5, "{}", report.join("; "));
+    }
+    println!("browser JPEG decoding vs libjpeg-turbo, on the 224×224 view: {}", report.join("; "));
+}
