@@ -74,7 +74,7 @@ fn clip8(sum: i32) -> u8 {
 }
 
 /// Resizes an 8-bit image of `channels` interleaved channels (`[h, w, channels]`, row-major)
-/// to `nw × nh` exactly as Pillow 13's `Image.resize(..., Image.BILINEAR)` does.
+/// (1 or 3 channels) to `nw × nh` exactly as Pillow 13's `Image.resize(..., Image.BILINEAR)` does.
 ///
 /// The passes run in Pillow 13's order: horizontal first, unless the height loses more than
 /// twice as many pixels as the width (`h − nh > 2 (w − nw)`, for speed). Pillow before 13.0
@@ -104,22 +104,33 @@ fn horizontal_pass(src: &[u8], w: usize, rows: usize, channels: usize, nw: usize
         return src.to_vec();
     }
     let c = coefficients(w, nw);
-    let half = 1i32 << (PRECISION_BITS - 1);
     let mut out = vec![0u8; rows * nw * channels];
-    for (in_row, out_row) in src.chunks_exact(w * channels).zip(out.chunks_exact_mut(nw * channels)) {
-        for xx in 0..nw {
+    match channels {
+        1 => horizontal_rows::<1>(src, &c, w, nw, &mut out),
+        3 => horizontal_rows::<3>(src, &c, w, nw, &mut out),
+        _ => unimplemented!("resampling is for gray and RGB images"),
+    }
+    out
+}
+
+/// The horizontal pass for `C` interleaved channels: per output pixel, the `C` sums side by side.
+fn horizontal_rows<const C: usize>(src: &[u8], c: &Coefficients, w: usize, nw: usize, out: &mut [u8]) {
+    let half = 1i32 << (PRECISION_BITS - 1);
+    for (in_row, out_row) in src.chunks_exact(w * C).zip(out.chunks_exact_mut(nw * C)) {
+        for (xx, px) in out_row.chunks_exact_mut(C).enumerate() {
             let k = &c.weights[xx * c.taps..xx * c.taps + c.count[xx]];
-            let base = c.first[xx] * channels;
-            for ch in 0..channels {
-                let mut sum = half;
-                for (x, &weight) in k.iter().enumerate() {
-                    sum += i32::from(in_row[base + x * channels + ch]) * weight;
+            let pixels = &in_row[c.first[xx] * C..(c.first[xx] + k.len()) * C];
+            let mut sums = [half; C];
+            for (p, &weight) in pixels.chunks_exact(C).zip(k) {
+                for ch in 0..C {
+                    sums[ch] += i32::from(p[ch]) * weight;
                 }
-                out_row[xx * channels + ch] = clip8(sum);
+            }
+            for ch in 0..C {
+                px[ch] = clip8(sums[ch]);
             }
         }
     }
-    out
 }
 
 /// `[h, row]` → `[nh, row]` bytes (a copy when `nh == h`); the source starts at image row `row0`.
