@@ -105,8 +105,11 @@ for (const backend of ['cpu', 'webgpu']) {
   results[backend] = JSON.parse(await page.evaluate(() => window.salientLastResult));
   await page.waitForSelector('#top5 li');
   check(await page.locator('#top5 li').count() === 5, `${backend}: five predictions are shown`);
-  check(await page.locator('#core-heatmap').count() === 1 && await page.locator('#spurious-heatmap').count() === 1,
-    `${backend}: core and spurious heatmaps are shown`);
+  // (The ResNet-50 site labels 2 of its 1000 classes: an upload predicts an unlabelled one.)
+  if (!uploadOnly) {
+    check(await page.locator('#core-heatmap').count() === 1 && await page.locator('#spurious-heatmap').count() === 1,
+      `${backend}: core and spurious heatmaps are shown`);
+  }
   await shot(`06-upload-${backend}`);
 }
 
