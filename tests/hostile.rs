@@ -196,7 +196,7 @@ fn the_cli_refuses_hostile_checkpoints_in_bounded_time_and_memory() {
         .collect();
     assert!(committed.len() >= 21, "{} checkpoint rows", committed.len());
     let image = fixture("images/chelsea.png").display().to_string();
-    for (path, needle) in committed.iter().map(|(p, n)| (p.clone(), n.as_str())).chain(cases.drain(..).map(|(p, n)| (p, n))) {
+    for (path, needle) in committed.iter().map(|(p, n)| (p.clone(), n.as_str())).chain(cases.drain(..)) {
         let (name, needle_owned, image) = (path.display().to_string(), needle.to_owned(), image.clone());
         let cwd = dir.path().to_path_buf();
         let (o, rss) = bounded_value(name.clone(), move || salient_peak_rss(&["predict", "-w", &name, &image], &cwd));

@@ -87,7 +87,7 @@ fn assert_same_tree(a: &Path, b: &Path) {
 fn build_writes_the_salient_imagenet_layout() {
     let s = setup(6);
     let w = weights();
-    let summary: Value = serde_json::from_str(&ok(&build_args(&s, &w, "ds"), &s.root).split("dataset written").next().unwrap()).unwrap();
+    let summary: Value = serde_json::from_str(ok(&build_args(&s, &w, "ds"), &s.root).split("dataset written").next().unwrap()).unwrap();
     assert_eq!(summary["classes"], 3);
     assert_eq!((summary["core_pairs"].as_u64(), summary["spurious_pairs"].as_u64()), (Some(3), Some(3)));
     assert_eq!(summary["masks"], 3 * 2 * 4);

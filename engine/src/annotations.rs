@@ -54,15 +54,14 @@ impl Votes {
 
     /// `background`, `separate_object` or `ambiguous` for spurious pairs (§e of the method).
     pub fn spurious_kind(&self) -> Option<&'static str> {
-        (self.label() == Label::Spurious).then(|| {
-            if self.background >= 3 {
-                "background"
-            } else if self.separate_object >= 3 {
-                "separate_object"
-            } else {
-                "ambiguous"
-            }
-        })
+        let kind = if self.background >= 3 {
+            "background"
+        } else if self.separate_object >= 3 {
+            "separate_object"
+        } else {
+            "ambiguous"
+        };
+        (self.label() == Label::Spurious).then_some(kind)
     }
 }
 
@@ -148,7 +147,8 @@ impl Annotations {
             ));
         }
         // (class, feature) → (rank, votes or label), in file order.
-        let mut pairs: BTreeMap<(usize, usize), (Option<usize>, Votes, Option<Label>)> = BTreeMap::new();
+        type Tally = (Option<usize>, Votes, Option<Label>);
+        let mut pairs: BTreeMap<(usize, usize), Tally> = BTreeMap::new();
         let mut answered: BTreeSet<(usize, usize, String)> = BTreeSet::new();
         let mut repeated = Vec::new();
         for record in reader.records() {

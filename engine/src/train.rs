@@ -108,7 +108,7 @@ pub fn train(
     let mut model = config.init(&ad, options.seed).train();
     let mut optim = AdamConfig::new().with_weight_decay(None).init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x5A17_E27);
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x05A1_7E27);
     let mut order: Vec<usize> = (0..data.len()).collect();
     let per_epoch = data.len().div_ceil(options.batch_size);
     let total = per_epoch * options.epochs;

@@ -206,21 +206,24 @@ pub fn safetensors_file(tensors: &[(String, &str, Vec<usize>, Vec<u8>)], metadat
     out
 }
 
-/// The tensors of a safetensors file, in data order: `(name, dtype, shape, bytes)`.
-pub fn safetensors_tensors(file: &[u8]) -> Vec<(String, String, Vec<usize>, Vec<u8>)> {
+/// A tensor of a safetensors file: `(name, dtype, shape, bytes)`.
+pub type StoredTensor = (String, String, Vec<usize>, Vec<u8>);
+
+/// The tensors of a safetensors file, in data order.
+pub fn safetensors_tensors(file: &[u8]) -> Vec<StoredTensor> {
     let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
     let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&file[8..8 + n]).unwrap();
-    let mut out: Vec<(usize, String, String, Vec<usize>, Vec<u8>)> = header
+    let mut out: Vec<(usize, StoredTensor)> = header
         .iter()
         .filter(|(k, _)| *k != "__metadata__")
         .map(|(k, v)| {
             let (a, b) = (v["data_offsets"][0].as_u64().unwrap() as usize, v["data_offsets"][1].as_u64().unwrap() as usize);
             let shape = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-            (a, k.clone(), v["dtype"].as_str().unwrap().to_owned(), shape, file[8 + n + a..8 + n + b].to_vec())
+            (a, (k.clone(), v["dtype"].as_str().unwrap().to_owned(), shape, file[8 + n + a..8 + n + b].to_vec()))
         })
         .collect();
     out.sort_by_key(|t| t.0);
-    out.into_iter().map(|(_, k, d, s, b)| (k, d, s, b)).collect()
+    out.into_iter().map(|(_, t)| t).collect()
 }
 
 /// SHA-256 of `bytes` in hex, computed by the system's `sha256sum` (an independent reference).
@@ -238,6 +241,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn salient_peak_rss(args: &[&str], cwd: &Path) -> (Output, u64) {
     use std::io::Read;
     use std::process::Stdio;
+    // Reaped below by `wait4` (which also gives the peak memory), not by `Child::wait`.
+    #[allow(clippy::zombie_processes)]
     let mut child = Command::new(salient_bin())
         .args(args)
         .current_dir(cwd)

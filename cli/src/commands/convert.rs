@@ -31,7 +31,7 @@ pub struct ConvertArgs {
 }
 
 pub fn run(args: ConvertArgs) -> Result<()> {
-    if !args.output.extension().is_some_and(|e| e == "safetensors") {
+    if args.output.extension().is_none_or(|e| e != "safetensors") {
         return Err(Error::Usage(format!("{}: the output is safetensors; name it *.safetensors", args.output.display())));
     }
     let mut sd = StateDict::load(&args.input)?;

@@ -314,7 +314,7 @@ fn rank_and_render(engine: &Engine, folder: &ImageFolder, args: &DiscoverArgs) -
                 let list = &mut fe.top_images;
                 let better = |t: &TopImage| activation > t.activation || (activation == t.activation && img.image < t.image);
                 if list.len() < args.per_feature || list.last().is_some_and(better) {
-                    let at = list.iter().position(|t| better(t)).unwrap_or(list.len());
+                    let at = list.iter().position(&better).unwrap_or(list.len());
                     list.insert(at, TopImage { image: img.image.clone(), activation });
                     list.truncate(args.per_feature);
                 }

@@ -168,7 +168,9 @@ pub fn run(args: SiteArgs) -> Result<()> {
     };
 
     // Class pages: features, their images and masks, attack images.
-    let mut by_class: BTreeMap<usize, (String, Vec<(usize, Label, Vec<&MaskRecord>)>)> = BTreeMap::new();
+    // class → (WordNet id, its features: (feature, label, records)).
+    type Features<'a> = Vec<(usize, Label, Vec<&'a MaskRecord>)>;
+    let mut by_class: BTreeMap<usize, (String, Features)> = BTreeMap::new();
     for r in &records {
         let (_, feats) = by_class.entry(r.class).or_insert_with(|| (r.wnid.clone(), Vec::new()));
         match feats.iter_mut().find(|(f, _, _)| *f == r.feature) {

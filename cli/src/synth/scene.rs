@@ -253,13 +253,13 @@ mod tests {
 
     #[test]
     fn every_shape_is_drawn_and_regions_match() {
-        for shape in 0..SHAPES.len() {
+        for (shape, name) in SHAPES.iter().enumerate() {
             let scene = render(shape, &Cue::ALL[..3], &mut image_rng(1, 0, shape, 0));
             let object = scene.regions.iter().filter(|&&r| r == OBJECT).count();
-            assert!(object > 300, "{}: {object} object pixels", SHAPES[shape]);
+            assert!(object > 300, "{name}: {object} object pixels");
             for cue in &Cue::ALL[..3] {
                 let bit = 1u8 << cue.index();
-                assert!(scene.regions.iter().any(|&r| r & bit != 0 && r != OBJECT), "{}: no {}", SHAPES[shape], cue.name());
+                assert!(scene.regions.iter().any(|&r| r & bit != 0 && r != OBJECT), "{name}: no {}", cue.name());
             }
         }
     }

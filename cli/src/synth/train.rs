@@ -143,7 +143,7 @@ pub fn cue_reliance(manifest: &Manifest, truths: &[&Truth], predicted: &[usize])
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    if !a.out.extension().is_some_and(|e| e == "safetensors") {
+    if a.out.extension().is_none_or(|e| e != "safetensors") {
         return Err(Error::Usage(format!("{}: the output is safetensors; name it *.safetensors", a.out.display())));
     }
     let manifest = Manifest::read(&a.data)?;

@@ -271,7 +271,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, target: Id, items: Vec<Id>) -> Result<(), PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return self.err("SETITEMS needs key/value pairs");
         }
         match &mut self.nodes[target] {

@@ -146,7 +146,7 @@ impl ResNetConfig {
             // a plain bottleneck and let loading name the tensor that does not fit.
             let width = sd.shape("layer1.0.conv1.weight").map_or(base_width, |s| s[0]);
             let per_group = sd.shape("layer1.0.conv2.weight").map_or(width, |s| s[1]);
-            let groups = if per_group > 0 && width % per_group == 0 { width / per_group } else { 1 };
+            let groups = if per_group > 0 && width.is_multiple_of(per_group) { width / per_group } else { 1 };
             config = config.with_groups(groups).with_width_per_group(width / groups * 64 / base_width.max(1));
         }
         Ok(config)
