@@ -134,29 +134,43 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `root/rel` for a relative path read from a data file, checked to stay inside `root`: the
-/// path itself (see [`check_relative`]) and, if it exists, where its symbolic links lead.
-/// `what` names the data file for messages.
-pub fn confine(root: &Path, rel: &str, what: &str) -> Result<PathBuf, Error> {
-    check_relative(rel).map_err(|m| Error::Invalid(format!("{what}: {m}")))?;
-    let path = root.join(rel);
-    if let Ok(real) = std::fs::canonicalize(&path) {
-        let real_root = std::fs::canonicalize(root).map_err(|e| Error::read(root, e))?;
-        if !real.starts_with(&real_root) {
+/// A folder that paths read from data files must stay inside; its real path is resolved once.
+pub struct Root {
+    path: PathBuf,
+    real: PathBuf,
+}
+
+impl Root {
+    /// `path` (an existing folder; an empty path is the current one).
+    pub fn new(path: &Path) -> Result<Root, Error> {
+        let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+        let real = std::fs::canonicalize(path).map_err(|e| Error::read(path, e))?;
+        Ok(Root { path: path.to_path_buf(), real })
+    }
+
+    /// `root/rel` for a relative path read from a data file, checked to stay inside the root:
+    /// the path itself (see [`check_relative`]) and, if it exists, where its symbolic links
+    /// lead. `what` names the data file for messages.
+    pub fn join(&self, rel: &str, what: &str) -> Result<PathBuf, Error> {
+        check_relative(rel).map_err(|m| Error::Invalid(format!("{what}: {m}")))?;
+        let path = self.path.join(rel);
+        if let Ok(real) = std::fs::canonicalize(&path)
+            && !real.starts_with(&self.real)
+        {
             return Err(Error::Invalid(format!(
                 "{what}: {} is a symbolic link that leads outside {}: refusing to read {}",
                 escape(rel),
-                shown(root),
+                shown(&self.path),
                 shown(&real)
             )));
         }
+        Ok(path)
     }
-    Ok(path)
-}
 
-/// Reads `root/rel` (a path from a data file) as [`confine`] and [`read_file`] do.
-pub fn read_confined(root: &Path, rel: &str, what: &str, max: u64) -> Result<Vec<u8>, Error> {
-    read_file(&confine(root, rel, what)?, max)
+    /// Reads `root/rel` (a path from a data file) as [`Root::join`] and [`read_file`] do.
+    pub fn read(&self, rel: &str, what: &str, max: u64) -> Result<Vec<u8>, Error> {
+        read_file(&self.join(rel, what)?, max)
+    }
 }
 
 /// A path as it may be printed: control characters (newlines, escape sequences) and bytes
@@ -262,10 +276,11 @@ mod tests {
         std::fs::write(dir.join("a/in.txt"), "x").unwrap();
         let _ = std::fs::remove_file(dir.join("a/out"));
         std::os::unix::fs::symlink("/etc/passwd", dir.join("a/out")).unwrap();
-        assert!(confine(&dir, "a/in.txt", "t").is_ok());
-        let e = confine(&dir, "a/out", "t").unwrap_err().to_string();
+        let root = Root::new(&dir).unwrap();
+        assert!(root.join("a/in.txt", "t").is_ok());
+        let e = root.join("a/out", "t").unwrap_err().to_string();
         assert!(e.contains("leads outside"), "{e}");
-        assert!(confine(&dir, "/etc/passwd", "t").is_err());
+        assert!(root.join("/etc/passwd", "t").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

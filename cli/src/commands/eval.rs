@@ -270,6 +270,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
 }
 
 fn eval_class(engine: &Engine, class: usize, cm: &ClassMasks, args: &EvalArgs, bar: &indicatif::ProgressBar) -> Result<ClassResult> {
+    // Paths in the index stay inside the images root and the dataset.
+    let (images, masks_root) = (fsutil::Root::new(&args.images)?, fsutil::Root::new(&args.dataset)?);
     // Every image of the class once: its view and clean prediction.
     let mut sources: BTreeMap<&str, &str> = BTreeMap::new();
     for f in &cm.features {
@@ -280,7 +282,7 @@ fn eval_class(engine: &Engine, class: usize, cm: &ClassMasks, args: &EvalArgs, b
     let mut views: BTreeMap<&str, RgbImage> = BTreeMap::new();
     let mut skipped = Vec::new();
     for (name, source) in &sources {
-        match fsutil::confine(&args.images, source, "the dataset's index").and_then(|p| decode::load_image(&p)) {
+        match images.join(source, "the dataset's index").and_then(|p| decode::load_image(&p)) {
             Ok(img) => {
                 views.insert(name, engine.view.apply(&img));
             }
@@ -299,7 +301,7 @@ fn eval_class(engine: &Engine, class: usize, cm: &ClassMasks, args: &EvalArgs, b
     }
     // A mask, checked against the SHA-256 the index gives for it.
     let mask_of = |r: &MaskRef| -> Result<GrayImage> {
-        let path = fsutil::confine(&args.dataset, &r.mask, "the dataset's index")?;
+        let path = masks_root.join(&r.mask, "the dataset's index")?;
         let bytes = fsutil::read_file(&path, decode::MAX_FILE_BYTES)?;
         if !r.sha256.is_empty() && bytes_sha256(&bytes) != r.sha256 {
             return Err(Error::Usage(format!(

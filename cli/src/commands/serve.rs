@@ -15,13 +15,13 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use salient_engine::fsutil;
 use tiny_http::{Header, Method, Request, Response, ResponseBox, Server};
 
 use crate::error::{Error, Result};
@@ -219,7 +219,9 @@ fn respond(request: Request, root: &Path) {
         let allow = Header::from_bytes("Allow", "GET, HEAD").expect("valid header");
         status(405, "method not allowed").with_header(allow)
     } else {
-        match resolve(root, request.url()).and_then(|p| Some((open_regular(&p)?, p))) {
+        // Opened as every file is read: without blocking, its type checked on the handle (a FIFO
+        // that replaced the file after `resolve` checked it cannot hang a worker).
+        match resolve(root, request.url()).and_then(|p| Some((fsutil::open_regular(&p).ok()?.0, p))) {
             Some((file, path)) => {
                 let kind = Header::from_bytes("Content-Type", mime(&path)).expect("valid header");
                 // Content-Length rather than chunks, whatever the size (tiny_http chunks from 32 KiB).
@@ -230,28 +232,6 @@ fn respond(request: Request, root: &Path) {
     };
     // HEAD gets the headers only (tiny_http leaves the body out); a client gone is not an error.
     let _ = request.respond(response);
-}
-
-/// `O_NONBLOCK`, which std does not name (this crate does not link libc); 0 (no flag) where unknown.
-#[cfg(unix)]
-const O_NONBLOCK: i32 = if cfg!(any(target_os = "linux", target_os = "android")) {
-    0o4000
-} else if cfg!(any(target_vendor = "apple", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd")) {
-    0x4
-} else {
-    0
-};
-
-/// Opens a file for reading if it is a regular one. The open does not block (a FIFO that
-/// replaced the file after [`resolve`] checked it would otherwise wait for a writer), and the
-/// type is checked again on the opened handle.
-fn open_regular(path: &Path) -> Option<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, O_NONBLOCK);
-    let file = options.open(path).ok()?;
-    file.metadata().ok()?.is_file().then_some(file)
 }
 
 /// Whether the request announces a body (none is accepted).

@@ -111,13 +111,18 @@ pub fn run(args: SiteArgs) -> Result<()> {
         }
         None => SiteNotes::default(),
     };
-    let notes_dir = args.notes.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let notes_root = match args.notes.as_deref().and_then(Path::parent) {
+        Some(dir) => Some(fsutil::Root::new(dir)?),
+        None => None,
+    };
+    let (images_root, dataset_root) = (fsutil::Root::new(&args.images)?, fsutil::Root::new(&args.dataset)?);
     let truth = |r: &MaskRecord| -> Result<Option<String>> {
         let Some(overlay) = notes.images.get(&r.source) else { return Ok(None) };
         let rel = format!("data/truth/{}/{}.png", r.wnid, r.image);
         if !args.out.join(&rel).exists() {
             let what = format!("{} (notes)", args.notes.as_deref().map(fsutil::shown).unwrap_or_default());
-            write(&args.out.join(&rel), &fsutil::read_confined(&notes_dir, overlay, &what, decode::MAX_FILE_BYTES)?)?;
+            let notes_root = notes_root.as_ref().expect("notes come from a file");
+            write(&args.out.join(&rel), &notes_root.read(overlay, &what, decode::MAX_FILE_BYTES)?)?;
         }
         Ok(Some(rel))
     };
@@ -149,7 +154,8 @@ pub fn run(args: SiteArgs) -> Result<()> {
         .par_iter()
         .map(|(source, r)| {
             let rel = format!("data/thumbs/{}/{}.jpg", r.wnid, r.image);
-            let done = fsutil::confine(&args.images, source, &index_name)
+            let done = images_root
+                .join(source, &index_name)
                 .and_then(|path| decode::load_image(&path))
                 .map_err(Error::from)
                 .and_then(|img| encode(&DynamicImage::ImageRgb8(view.apply(&img)), ImageFormat::Jpeg))
@@ -191,10 +197,10 @@ pub fn run(args: SiteArgs) -> Result<()> {
             let mut images = Vec::new();
             for r in imgs {
                 let mask = format!("data/masks/{}", r.mask);
-                write(&args.out.join(&mask), &fsutil::read_confined(&args.dataset, &r.mask, &index_name, decode::MAX_FILE_BYTES)?)?;
+                write(&args.out.join(&mask), &dataset_root.read(&r.mask, &index_name, decode::MAX_FILE_BYTES)?)?;
                 images.push(SiteImage { image: r.image.clone(), activation: r.activation, thumb: thumb(&r.source)?, mask, truth: truth(r)? });
             }
-            let attack = attack_image(&args, engine.as_ref(), class, *feature, imgs[0])?;
+            let attack = attack_image(&args, &images_root, engine.as_ref(), class, *feature, imgs[0])?;
             annotate.push(AnnotatePair {
                 class,
                 wnid: wnid.clone(),
@@ -300,10 +306,17 @@ fn prepare_out(out: &Path) -> Result<()> {
 
 /// The feature-attack image of a pair: from the discover run if it has one, else computed on
 /// the pair's top image when weights are given.
-fn attack_image(args: &SiteArgs, engine: Option<&Engine>, class: usize, feature: usize, top: &MaskRecord) -> Result<Option<String>> {
+fn attack_image(
+    args: &SiteArgs,
+    images: &fsutil::Root,
+    engine: Option<&Engine>,
+    class: usize,
+    feature: usize,
+    top: &MaskRecord,
+) -> Result<Option<String>> {
     let rel = format!("data/attacks/{class}_{feature}.png");
     if let Some(run) = &args.run {
-        let from = fsutil::confine(run, &format!("pairs/{class}_{feature}/0_attack.png"), "the discover run")?;
+        let from = fsutil::Root::new(run)?.join(&format!("pairs/{class}_{feature}/0_attack.png"), "the discover run")?;
         if from.exists() {
             let bytes = fsutil::read_file(&from, decode::MAX_FILE_BYTES)?;
             write(&args.out.join(&rel), &bytes)?;
@@ -311,7 +324,7 @@ fn attack_image(args: &SiteArgs, engine: Option<&Engine>, class: usize, feature:
         }
     }
     let Some(engine) = engine.filter(|_| args.attack_steps > 0) else { return Ok(None) };
-    let source = fsutil::confine(&args.images, &top.source, dataset::INDEX_FILE)?;
+    let source = images.join(&top.source, dataset::INDEX_FILE)?;
     let view = engine.view.apply(&decode::load_image(&source)?);
     let options = AttackOptions { steps: args.attack_steps, step_size: 10.0 };
     let attacked = feature_attack(&engine.model, engine.batch(&[view]), feature, options, |_| {});
@@ -328,9 +341,10 @@ fn run_pairs(run: &Path, out: &Path) -> Result<Vec<AnnotatePair>> {
         serde_json::from_str(&fsutil::read_text(&path)?).map_err(|e| Error::Usage(format!("{name}: not a discover index ({e})")))?;
     let mut pairs = Vec::new();
     // Paths in the index stay inside the run, and their copies inside the site.
+    let run_root = fsutil::Root::new(run)?;
     let copy = |rel: &str| -> Result<String> {
         let to = format!("data/{rel}");
-        write(&out.join(&to), &fsutil::read_confined(run, rel, &name, decode::MAX_FILE_BYTES)?)?;
+        write(&out.join(&to), &run_root.read(rel, &name, decode::MAX_FILE_BYTES)?)?;
         Ok(to)
     };
     for c in index["classes"].as_array().into_iter().flatten() {

@@ -11,7 +11,6 @@ pub mod torch;
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read, Seek};
-
 use std::path::Path;
 
 use crate::error::Error;

@@ -4,9 +4,8 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-
 use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
 
 use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::{Dtype, View as TensorView};

@@ -56,13 +56,15 @@ pub struct Catalog {
     /// Dict items the walk may still visit: a pickle can share one dict from many places
     /// (memo `GET`), so a walk over paths could take exponential time in the file's size.
     steps_left: usize,
+    /// The walk's whole budget, for the message: each object visited a few times over at most
+    /// (a state dict kept under two names).
+    steps: usize,
 }
 
 impl Catalog {
     pub fn from_pickle(p: &Pickle) -> Result<Self, String> {
-        // Each object visited a few times over at most (a state dict kept under two names).
-        let steps_left = p.nodes.len().saturating_mul(4).saturating_add(10_000);
-        let mut cat = Catalog { entries: Vec::new(), storages: HashMap::new(), steps_left };
+        let steps = p.nodes.len().saturating_mul(4).saturating_add(10_000);
+        let mut cat = Catalog { entries: Vec::new(), storages: HashMap::new(), steps_left: steps, steps };
         let mut path = Vec::new();
         cat.walk(p, p.root, &mut path, 0)?;
         Ok(cat)
@@ -78,7 +80,7 @@ impl Catalog {
                     if self.steps_left == 0 {
                         return Err(format!(
                             "the pickle shares its dicts so often that reading them would visit more than {} entries (a crafted file?)",
-                            p.nodes.len().saturating_mul(4).saturating_add(10_000)
+                            self.steps
                         ));
                     }
                     self.steps_left -= 1;
