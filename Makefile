@@ -20,7 +20,7 @@ TRUNK_VERSION := 0.21.14
 # Must equal the `wasm-bindgen` pin in app/Cargo.toml.
 WASM_BINDGEN_VERSION := 0.2.130
 
-.PHONY: demo test build app site synth-models bench bench-gpu bench-scaling bench-web bench-web-resnet50 tools fixtures clean
+.PHONY: demo test build app install site synth-models bench bench-gpu bench-scaling bench-web bench-web-resnet50 tools fixtures clean
 
 PORT ?= 8080
 ROBUST := models/synth-robust.safetensors
@@ -74,6 +74,17 @@ dist/index.html: $(APP_SOURCES)
 	trunk build --release
 	@touch dist/index.html
 
+# Installs the CLI and the web app it copies into every site: $(PREFIX)/bin/salient and
+# $(PREFIX)/share/salient/app/ (an older copy replaced), where `salient site` finds the app without
+# --app. E.g. `make install PREFIX=$HOME/.local`; DESTDIR stages a package.
+PREFIX ?= /usr/local
+install: build app
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/share/salient"
+	install -m 755 "$(SALIENT)" "$(DESTDIR)$(PREFIX)/bin/salient"
+	rm -rf "$(DESTDIR)$(PREFIX)/share/salient/app"
+	cp -R dist "$(DESTDIR)$(PREFIX)/share/salient/app"
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/salient and its web app in $(DESTDIR)$(PREFIX)/share/salient/app"
+
 # CPU speed against ONNX Runtime on the same random ResNet-50 weights (numbers for the README).
 BENCH_ENV := $(CACHE)/benchenv
 bench: build
@@ -110,7 +121,8 @@ define web-bench
 	@$(SALIENT) serve $(1) --port $(BENCH_PORT) > /dev/null & pid=$$!; sleep 1; \
 	  cd tests/browser && SITE_URL=http://127.0.0.1:$(BENCH_PORT)/ IMAGE=$(3) RUNS=$(4) \
 	  NATIVE_MS=$$(sed 's/.*"images_per_second":\([0-9.]*\).*/\1/' $(CURDIR)/$(DEMO_OUT)/bench-native-$(5).json | awk '{print 1000/$$1}') \
-	  WASM_GZIP_BYTES=$$(gzip -9 -c $$(ls $(CURDIR)/dist/*.wasm) | wc -c) OUT=$(CURDIR)/$(DEMO_OUT)/bench-web-$(5).json \
+	  BROWSE_WASM_GZIP_BYTES=$$(gzip -9 -c $$(ls $(CURDIR)/dist/salient-app-*.wasm) | wc -c) \
+	  ENGINE_WASM_GZIP_BYTES=$$(gzip -9 -c $(CURDIR)/dist/salient-worker_bg.wasm | wc -c) OUT=$(CURDIR)/$(DEMO_OUT)/bench-web-$(5).json \
 	  node bench.mjs; status=$$?; kill $$pid; exit $$status
 endef
 WEB_IMAGE := $(CURDIR)/$(DEMO_OUT)/bench/test/c2_triangle/c2_triangle_0000.png

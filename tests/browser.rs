@@ -56,30 +56,43 @@ fn compare_masks(what: &str, browser: &Value, native: &[u8]) {
     assert!(max <= 2, "{what}: the browser's mask differs from the CLI's by {max}/255");
 }
 
-/// Runs `tests/browser/explorer.mjs` on the site at `base`, uploading `upload`; its results.
-fn run_explorer(root: &Path, base: &str, upload: &str, env: &[(&str, PathBuf)], shots: &str) -> Value {
+/// Runs a script of `tests/browser/` with `env`; its results (the JSON it writes to `OUT`).
+fn run_script(script: &str, root: &Path, env: &[(&str, std::ffi::OsString)], shots: &str) -> Value {
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join(shots);
-    let out = root.join("browser.json");
+    let out = root.join(format!("{script}.json"));
     let o = std::process::Command::new("node")
-        .arg(repo().join("tests/browser/explorer.mjs"))
+        .arg(repo().join("tests/browser").join(script))
         .current_dir(repo().join("tests/browser"))
-        .env("SITE_URL", base)
-        .env("IMAGE", upload)
         .env("OUT", &out)
         .env("SHOTS", &shots)
         .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
         .output()
-        .expect("node runs");
+        .unwrap_or_else(|e| panic!("node cannot be started ({e}): install Node.js (make tools)"));
     println!("{}", stdout(&o));
     assert!(o.status.success(), "browser checks failed:\n{}{}", stdout(&o), stderr(&o));
     eprintln!("screenshots in {}", shots.display());
-    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("{}: {e}", out.display()))).unwrap()
+}
+
+/// Runs `tests/browser/explorer.mjs` on the site at `base`, uploading `upload`; its results,
+/// with its figures printed.
+fn run_explorer(root: &Path, base: &str, upload: &str, env: &[(&str, PathBuf)], shots: &str) -> Value {
+    let mut vars: Vec<(&str, std::ffi::OsString)> = vec![("SITE_URL", base.into()), ("IMAGE", upload.into())];
+    vars.extend(env.iter().map(|(k, v)| (*k, v.as_os_str().to_owned())));
+    let results = run_script("explorer.mjs", root, &vars, shots);
+    let figures = results["figures"].as_object().expect("the explorer's figures");
+    for (k, v) in figures {
+        println!("figure {k}: {v}");
+    }
+    results
 }
 
 fn app_dir() -> PathBuf {
     let dist = std::env::var_os("SALIENT_APP_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("dist"));
     assert!(dist.join("index.html").exists(), "{}: build the app first (make app)", dist.display());
-    assert!(repo().join("tests/browser/node_modules/playwright-core").exists(), "npm install in tests/browser first (make tools)");
+    for package in ["playwright-core", "axe-core"] {
+        assert!(repo().join("tests/browser/node_modules").join(package).exists(), "{package} is missing: `npm ci` in tests/browser first (make tools)");
+    }
     dist
 }
 
@@ -191,4 +204,154 @@ fn explorer_in_chromium_matches_the_cli() {
         compare_masks(&format!("{backend} spurious"), &r["spurious_mask"], &mask_values(&root.join("spurious.png")));
         println!("{backend}: upload to heatmap {:.0} ms", r["upload_to_heatmap_ms"].as_f64().unwrap());
     }
+}
+
+/// The records of a CSV (RFC 4180: quoted fields may hold commas, doubled quotes and newlines).
+fn csv_records(text: &str) -> Vec<Vec<String>> {
+    let (mut records, mut record, mut field) = (Vec::new(), Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\r') if chars.peek() == Some(&'\n') => {}
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !record.is_empty() {
+        record.push(field);
+        records.push(record);
+    }
+    records
+}
+
+/// `salient serve`, killed when dropped.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap())
+        .map(|e| if e.file_type().unwrap().is_dir() { dir_bytes(&e.path()) } else { e.metadata().unwrap().len() })
+        .sum()
+}
+
+/// The paper's release at full scale: the masks-only site of its 5000 MTurk-labelled pairs (1000
+/// classes, 3 masks each here), served by `salient serve`, in Chromium on a throttled network
+/// with the cache off: the first paint within a second, the 1000 classes, class 325's features
+/// in the paper's rank order with its spurious ones badged by their votes, and the workers'
+/// reasons verbatim on feature 1797's page.
+#[test]
+#[ignore = "needs Chromium, playwright-core, the built app and the paper's MTurk CSV: `make test` provides them and runs it"]
+fn paper_release_site_in_chromium() {
+    let dist = app_dir();
+    let csv_path = salient_tests::release::paper_mturk_csv();
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let pairs = salient_tests::release::mturk_pairs(&csv);
+    let classes: std::collections::BTreeSet<usize> = pairs.iter().map(|p| p.0).collect();
+    assert_eq!((pairs.len(), classes.len()), (5000, 1000), "{}: the paper's 5000 pairs over 1000 classes", csv_path.display());
+    // The workers' reasons for (325, 1797), in file order, as the CSV holds them.
+    let records = csv_records(&csv);
+    let header = &records[0];
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("{}: no column {name}", csv_path.display()));
+    let (class_col, feature_col, reasons_col) = (col("Input.class_index"), col("Input.feature_index"), col("Answer.reasons"));
+    let reasons: Vec<&str> = records[1..]
+        .iter()
+        .filter(|r| r.get(class_col).map(String::as_str) == Some("325") && r.get(feature_col).map(String::as_str) == Some("1797"))
+        .map(|r| r[reasons_col].as_str())
+        .collect();
+    assert_eq!(reasons.len(), 5, "five workers labelled (325, 1797): {reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains(", ")), "a reason with a comma (quoted in the CSV) is among them: {reasons:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let t0 = std::time::Instant::now();
+    salient_tests::release::make_release_layout(&root.join("release"), &pairs, 3);
+    println!("release layout of {} pairs written in {:.1} s", pairs.len(), t0.elapsed().as_secs_f64());
+    let (annotations, app) = (csv_path.display().to_string(), dist.display().to_string());
+    let t0 = std::time::Instant::now();
+    let out = ok(&["site", "--dataset", "release", "--annotations", &annotations, "--app", &app, "-o", "site"], root);
+    println!("salient site: {:.1} s\n{out}", t0.elapsed().as_secs_f64());
+    let projected = out
+        .lines()
+        .find(|l| l.starts_with("projected for the full Salient ImageNet"))
+        .unwrap_or_else(|| panic!("no projection for the full dataset in:\n{out}"));
+    let mb: f64 = projected
+        .rsplit_once(": ")
+        .and_then(|(_, n)| n.strip_suffix(" MB"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the size in {projected:?}"));
+    println!("{projected}");
+    assert!(mb <= 1000.0, "the full dataset's masks-only site would take {mb} MB, over 1000 MB: {projected}");
+
+    let site = root.join("site");
+    let pages: Vec<PathBuf> = std::fs::read_dir(site.join("data/classes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(pages.len(), 1000, "a class page per class");
+    let class_bytes: u64 = pages.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let per_class = class_bytes / pages.len() as u64;
+    let site_bytes = dir_bytes(&site);
+    println!("site: {:.1} MB in all; class pages {:.1} MB, {:.1} kB per class", site_bytes as f64 / 1e6, class_bytes as f64 / 1e6, per_class as f64 / 1e3);
+
+    let mut child = std::process::Command::new(salient_bin())
+        .args(["serve", "site", "--port", "0"])
+        .current_dir(root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("salient serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let mut first = String::new();
+    let mut reader = std::io::BufReader::new(stdout);
+    std::io::BufRead::read_line(&mut reader, &mut first).unwrap();
+    // Whatever else it prints is read, so that it never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let url = first
+        .split_once(" at ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .filter(|u| u.starts_with("http://127.0.0.1:") && u.ends_with('/'))
+        .unwrap_or_else(|| panic!("salient serve printed no URL: {first:?}"))
+        .to_owned();
+    println!("{}", first.trim());
+
+    let results = run_script(
+        "release.mjs",
+        root,
+        &[
+            ("SITE_URL", url.into()),
+            ("EXPECTED_REASONS", serde_json::to_string(&reasons).unwrap().into()),
+            ("SITE_BYTES", site_bytes.to_string().into()),
+            ("PER_CLASS_BYTES", per_class.to_string().into()),
+        ],
+        "browser-screenshots-release",
+    );
+    drop(server);
+    let figures = results["figures"].as_object().expect("the release script's figures");
+    for key in ["fcp_ms", "list_ms", "class_ms", "site_bytes", "per_class_bytes"] {
+        let v = figures.get(key).and_then(Value::as_f64).unwrap_or_else(|| panic!("no figure {key} in {figures:?}"));
+        println!("figure {key}: {v:.0}");
+    }
+    assert!(figures["fcp_ms"].as_f64().unwrap() <= 1000.0, "first contentful paint over a second");
+    assert!(figures["class_ms"].as_f64().unwrap() <= 2000.0, "class 325's page took over two seconds");
 }

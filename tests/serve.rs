@@ -1,5 +1,7 @@
 //! `salient serve` under hostile clients: stalled connections do not hold up others, nothing
 //! outside the folder or other than a regular file is served, and bodies are refused unread.
+//! And what it tells well-behaved ones: gzip as Accept-Encoding allows, caching rules by name,
+//! ETags and 304s.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -62,6 +64,11 @@ impl Server {
     fn get(&self, path: &str) -> Answer {
         self.request(&format!("GET {path} HTTP/1.1"))
     }
+
+    /// GET with `Accept-Encoding: {encoding}`.
+    fn get_encoded(&self, path: &str, encoding: &str) -> Answer {
+        self.request(&format!("GET {path} HTTP/1.1\r\nAccept-Encoding: {encoding}"))
+    }
 }
 
 impl Drop for Server {
@@ -95,6 +102,26 @@ impl Answer {
 
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as sent: a whole gzip member, decoded, when Content-Encoding says gzip.
+    fn decoded(&self) -> Vec<u8> {
+        match self.header("content-encoding") {
+            None => self.body.clone(),
+            Some("gzip") => {
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(self.body.as_slice()).read_to_end(&mut out).expect("a gzip body");
+                out
+            }
+            Some(other) => panic!("unexpected Content-Encoding {other:?}"),
+        }
+    }
+
+    /// The headers that describe the content (all but the time of the answer and the length).
+    fn content_headers(&self) -> Vec<(String, String)> {
+        let mut headers: Vec<_> = self.headers.iter().filter(|(k, _)| k != "date").cloned().collect();
+        headers.sort();
+        headers
     }
 }
 
@@ -239,4 +266,227 @@ fn bodies_and_long_urls_are_refused() {
     assert_eq!(a.status, 414);
     assert_index(&server);
     drop(stalled);
+}
+
+const HASHED_JS: &str = "/salient-app-7f3a9c0d1e2b4a56.js";
+const HASHED_WASM: &str = "/salient-app-7f3a9c0d1e2b4a56_bg.wasm";
+const HASHED_CSS: &str = "/style-0123456789abcdef.css";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// Text that compresses well, `n` bytes of it.
+fn text(n: usize) -> Vec<u8> {
+    let line = b"{\"class\": 417, \"feature\": 12, \"label\": \"spurious\", \"score\": 0.25}\n";
+    line.iter().copied().cycle().take(n).collect()
+}
+
+/// A site with the files of trunk's bundle, data files, an image and a plain script; by URL.
+fn bundle_site() -> (tempfile::TempDir, Vec<(&'static str, Vec<u8>)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<(&'static str, Vec<u8>)> = vec![
+        ("/index.html", INDEX.as_bytes().to_vec()),
+        (HASHED_JS, text(80_000)),
+        (HASHED_WASM, [b"\0asm\x01\0\0\0".as_slice(), &text(200_000)].concat()),
+        (HASHED_CSS, text(9_000)),
+        ("/worker.js", text(3_000)),
+        ("/data/index.json", text(50_000)),
+        ("/data/scores.csv", text(20_000)),
+        ("/data/model.bin", text(100_000)),
+        // A PNG signature and then text: a server that compressed by content would shrink it.
+        ("/data/mask.png", [b"\x89PNG\r\n\x1a\n".as_slice(), &text(40_000)].concat()),
+        ("/data/thumb.jpg", text(40_000)),
+        ("/data/thumb.webp", text(40_000)),
+        ("/data/thumb.avif", text(40_000)),
+    ];
+    for (url, bytes) in &files {
+        let path = dir.path().join(url.trim_start_matches('/'));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    (dir, files)
+}
+
+fn is_compressible(url: &str) -> bool {
+    [".html", ".js", ".css", ".json", ".wasm", ".csv", ".bin"].iter().any(|e| url.ends_with(e))
+}
+
+#[test]
+fn gzip_answers_decode_to_the_files() {
+    let (dir, files) = bundle_site();
+    let server = Server::start(dir.path());
+    for (url, bytes) in files.iter().filter(|(url, _)| is_compressible(url)) {
+        let a = server.get_encoded(url, "gzip, deflate, br");
+        assert_eq!(a.status, 200, "{url}");
+        assert_eq!(a.header("content-encoding"), Some("gzip"), "{url}");
+        assert_eq!(a.header("vary"), Some("Accept-Encoding"), "{url}");
+        assert_eq!(a.header("content-length"), Some(a.body.len().to_string().as_str()), "{url}");
+        assert_eq!(a.header("transfer-encoding"), None, "{url}");
+        assert_eq!(&a.decoded(), bytes, "{url}");
+        if bytes.len() > 1000 {
+            assert!(a.body.len() < bytes.len() / 5, "{url}: {} bytes gzipped from {}", a.body.len(), bytes.len());
+        }
+        // Again, from the cache: the same bytes.
+        let again = server.get_encoded(url, "gzip");
+        assert_eq!((again.status, &again.body), (200, &a.body), "{url}");
+    }
+    // Content types are unchanged by the encoding.
+    let a = server.get_encoded(HASHED_WASM, "gzip");
+    assert_eq!(a.header("content-type"), Some("application/wasm"));
+    assert_eq!(server.get_encoded("/data/index.json", "gzip").header("content-type"), Some("application/json"));
+}
+
+#[test]
+fn no_gzip_unless_accept_encoding_allows_it() {
+    let (dir, files) = bundle_site();
+    let server = Server::start(dir.path());
+    let (url, bytes) = files.iter().find(|(url, _)| *url == "/data/index.json").unwrap();
+    for encoding in
+        [None, Some("gzip;q=0"), Some("gzip; q=0.0, br"), Some("br, deflate"), Some("identity"), Some("*;q=0")]
+    {
+        let a = match encoding {
+            Some(encoding) => server.get_encoded(url, encoding),
+            None => server.get(url),
+        };
+        assert_eq!(a.status, 200, "{encoding:?}");
+        assert_eq!(a.header("content-encoding"), None, "{encoding:?}");
+        assert_eq!(&a.body, bytes, "{encoding:?}");
+        // The answer still depends on Accept-Encoding: caches must keep the two apart.
+        assert_eq!(a.header("vary"), Some("Accept-Encoding"), "{encoding:?}");
+    }
+    for encoding in ["GZIP", "br;q=1, gzip;q=0.5", "x-gzip", "*"] {
+        let a = server.get_encoded(url, encoding);
+        assert_eq!(a.header("content-encoding"), Some("gzip"), "{encoding:?}");
+        assert_eq!(&a.decoded(), bytes, "{encoding:?}");
+    }
+}
+
+#[test]
+fn images_are_never_compressed() {
+    let (dir, files) = bundle_site();
+    let server = Server::start(dir.path());
+    for (url, bytes) in files.iter().filter(|(url, _)| !is_compressible(url) && *url != "/worker.js") {
+        let a = server.get_encoded(url, "gzip, deflate, br, *");
+        assert_eq!(a.status, 200, "{url}");
+        assert_eq!(a.header("content-encoding"), None, "{url}");
+        assert_eq!(a.header("vary"), None, "{url}");
+        assert_eq!(&a.body, bytes, "{url}");
+    }
+    assert_eq!(server.get_encoded("/data/mask.png", "gzip").header("content-type"), Some("image/png"));
+}
+
+#[test]
+fn hashed_names_are_immutable_and_others_revalidated() {
+    let (dir, _) = bundle_site();
+    let root = dir.path();
+    #[cfg(unix)]
+    {
+        // Links may be pointed elsewhere: a hashed name is immutable only if the file's is too.
+        std::os::unix::fs::symlink("worker.js", root.join("alias-0123456789abcdef.js")).unwrap();
+        std::os::unix::fs::symlink(&HASHED_JS[1..], root.join("app.js")).unwrap();
+    }
+    let server = Server::start(root);
+    for url in [HASHED_JS, HASHED_WASM, HASHED_CSS] {
+        for encoding in ["gzip", "identity"] {
+            let a = server.get_encoded(url, encoding);
+            assert_eq!(a.status, 200, "{url}");
+            assert_eq!(a.header("cache-control"), Some(IMMUTABLE), "{url} {encoding}");
+        }
+    }
+    let mut unhashed = vec!["/", "/index.html", "/worker.js", "/data/index.json", "/data/mask.png", "/data/model.bin"];
+    if cfg!(unix) {
+        unhashed.extend(["/alias-0123456789abcdef.js", "/app.js"]);
+    }
+    for url in unhashed {
+        let a = server.get(url);
+        assert_eq!(a.status, 200, "{url}");
+        assert_eq!(a.header("cache-control"), Some("no-cache"), "{url}");
+        let etag = a.header("etag").unwrap_or_else(|| panic!("{url}: no ETag"));
+        assert!(
+            etag.len() > 2 && etag.starts_with('"') && etag.ends_with('"') && !etag[1..etag.len() - 1].contains('"')
+        );
+        let modified = a.header("last-modified").unwrap_or_else(|| panic!("{url}: no Last-Modified"));
+        assert!(modified.ends_with(" GMT") && modified.len() == 29, "{url}: Last-Modified {modified:?}");
+    }
+    // Errors are not files: no validators.
+    let a = server.get("/missing.js");
+    assert_eq!((a.status, a.header("etag"), a.header("cache-control")), (404, None, None));
+}
+
+#[test]
+fn if_none_match_gets_304_without_a_body() {
+    let (dir, _) = bundle_site();
+    let server = Server::start(dir.path());
+    let plain = server.get("/index.html");
+    let etag = plain.header("etag").expect("an ETag").to_string();
+    let gzipped = server.get_encoded("/index.html", "gzip");
+    let gz_etag = gzipped.header("etag").expect("an ETag").to_string();
+    assert_ne!(etag, gz_etag, "the gzip encoding is other bytes: another tag");
+    assert_eq!(server.get("/index.html").header("etag"), Some(etag.as_str()), "the tag is stable");
+
+    for (encoding, tag, length) in [("identity", &etag, plain.body.len()), ("gzip", &gz_etag, gzipped.body.len())] {
+        for if_none_match in [tag.clone(), format!("\"other\", W/{tag}"), "*".to_string()] {
+            let head =
+                format!("GET /index.html HTTP/1.1\r\nAccept-Encoding: {encoding}\r\nIf-None-Match: {if_none_match}");
+            let a = server.request(&head);
+            assert_eq!(a.status, 304, "{encoding} {if_none_match}");
+            assert!(a.body.is_empty(), "a 304 with {} bytes of body", a.body.len());
+            assert_eq!(a.header("etag"), Some(tag.as_str()));
+            assert_eq!(a.header("cache-control"), Some("no-cache"));
+            assert_eq!(a.header("vary"), Some("Accept-Encoding"));
+            // The length of the body a 200 would send, or none at all (never chunks, never 0).
+            assert_eq!(a.header("content-length"), Some(length.to_string().as_str()));
+            assert_eq!(a.header("transfer-encoding"), None);
+        }
+    }
+    // A tag of the other encoding, or of another version, is not this one.
+    let a = server.request(&format!("GET /index.html HTTP/1.1\r\nAccept-Encoding: gzip\r\nIf-None-Match: {etag}"));
+    assert_eq!((a.status, a.decoded().as_slice()), (200, INDEX.as_bytes()));
+    let a = server.request("GET /index.html HTTP/1.1\r\nIf-None-Match: \"0-0\"");
+    assert_eq!((a.status, a.body.as_slice()), (200, INDEX.as_bytes()));
+    // Immutable files are validated too.
+    let js = server.get(HASHED_JS);
+    let a = server.request(&format!("GET {HASHED_JS} HTTP/1.1\r\nIf-None-Match: {}", js.header("etag").unwrap()));
+    assert_eq!((a.status, a.header("cache-control")), (304, Some(IMMUTABLE)));
+
+    // The 304 leaves the connection ready for the next request: nothing follows its headers.
+    let mut stream = server.connect();
+    write!(stream, "GET /index.html HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n").unwrap();
+    write!(stream, "GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let first = Answer::parse(&raw);
+    assert_eq!(first.status, 304);
+    let second = Answer::parse(&first.body);
+    assert_eq!((second.status, second.body.as_slice()), (200, INDEX.as_bytes()));
+
+    // A changed file gets a new tag, and its new content, compressed anew.
+    let changed = format!("{INDEX}<p>changed</p>");
+    std::fs::write(dir.path().join("index.html"), &changed).unwrap();
+    for (encoding, tag) in [("identity", &etag), ("gzip", &gz_etag)] {
+        let a =
+            server.request(&format!("GET /index.html HTTP/1.1\r\nAccept-Encoding: {encoding}\r\nIf-None-Match: {tag}"));
+        assert_eq!((a.status, a.decoded()), (200, changed.as_bytes().to_vec()), "{encoding}");
+        assert_ne!(a.header("etag"), Some(tag.as_str()));
+    }
+}
+
+#[test]
+fn head_sends_the_headers_of_get_without_a_body() {
+    let (dir, _) = bundle_site();
+    let server = Server::start(dir.path());
+    for url in ["/index.html", HASHED_WASM, "/data/model.bin", "/data/mask.png"] {
+        for encoding in ["gzip", "identity"] {
+            let get = server.get_encoded(url, encoding);
+            let head = server.request(&format!("HEAD {url} HTTP/1.1\r\nAccept-Encoding: {encoding}"));
+            assert_eq!(head.status, 200, "{url} {encoding}");
+            assert!(head.body.is_empty(), "HEAD {url} answered with {} bytes of body", head.body.len());
+            assert_eq!(head.content_headers(), get.content_headers(), "{url} {encoding}");
+            assert_eq!(head.header("content-length"), Some(get.body.len().to_string().as_str()), "{url} {encoding}");
+        }
+    }
+    let head = server.request(&format!("HEAD {HASHED_WASM} HTTP/1.1\r\nAccept-Encoding: gzip"));
+    assert_eq!(head.header("content-encoding"), Some("gzip"));
+    assert_eq!(head.header("cache-control"), Some(IMMUTABLE));
+    let head = server.request("HEAD /index.html HTTP/1.1");
+    assert_eq!((head.header("content-encoding"), head.header("cache-control")), (None, Some("no-cache")));
+    assert!(head.header("etag").is_some() && head.header("last-modified").is_some());
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
 
 use crate::data;
-use crate::heatmap::{MaskCanvas, blob_url};
+use crate::heatmap::{ColourBar, MaskCanvas, blob_url};
 use crate::route::Route;
 
 const STORAGE_KEY: &str = "salient-annotations";
@@ -59,10 +59,18 @@ fn export_csv(pairs: &[AnnotatePair], answers: &BTreeMap<String, Answer>) -> Str
                 _ => votes.background = 1,
             }
             let label = if a.main == "main_object" { Label::Core } else { Label::Spurious };
-            Some(Pair { class: p.class, feature: p.feature, label, rank: Some(p.rank), votes: Some(votes) })
+            Some(Pair { class: p.class, feature: p.feature, label, rank: Some(p.rank), votes: Some(votes), answers: Vec::new() })
         })
         .collect();
     Annotations { pairs, ..Default::default() }.to_csv()
+}
+
+/// An image of a pair, or a blank of its size when the site ships no images.
+fn view(src: Option<String>) -> impl IntoView {
+    match src {
+        Some(s) => view! { <img class="thumb" src=s alt="" /> }.into_any(),
+        None => view! { <div class="thumb placeholder" aria-hidden="true"></div> }.into_any(),
+    }
 }
 
 fn download(name: &str, text: &str) {
@@ -74,6 +82,11 @@ fn download(name: &str, text: &str) {
         a.set_download(name);
         a.click();
     }
+    // The click has started the download: the URL is no longer needed.
+    let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(
+        &wasm_bindgen::closure::Closure::once_into_js(move || crate::heatmap::revoke(&url)).unchecked_into(),
+        1000,
+    );
 }
 
 #[component]
@@ -150,13 +163,14 @@ fn pair_page(pairs: Arc<Vec<AnnotatePair>>, index: usize) -> impl IntoView {
             </div>
             <div class="annotate-rows">
                 <h3>"Images where the feature fires most"</h3>
-                <div class="row">{pair.images.iter().map(|i| view! { <img class="thumb" src=i.view.clone() alt="" /> }).collect_view()}</div>
+                <div class="row">{pair.images.iter().map(|i| view(i.view.clone())).collect_view()}</div>
                 <h3>"Highlighted visual attributes (red: the feature is active)"</h3>
-                <div class="row">{pair.images.iter().map(|i| match (&i.heatmap, &i.mask) {
+                <div class="row">{pair.images.iter().map(|i| match (&i.heatmap, &i.map) {
                     (Some(h), _) => view! { <img class="thumb" src=h.clone() alt="" /> }.into_any(),
-                    (None, Some(m)) => view! { <div class="stack"><img class="thumb" src=i.view.clone() alt="" /><MaskCanvas mask=m.clone() opacity=0.7 /></div> }.into_any(),
-                    (None, None) => view! { <img class="thumb" src=i.view.clone() alt="" /> }.into_any(),
+                    (None, Some(m)) => view! { <div class="stack">{view(i.view.clone())}<MaskCanvas map=m.clone() opacity=0.7 /></div> }.into_any(),
+                    (None, None) => view(i.view.clone()).into_any(),
                 }).collect_view()}</div>
+                <ColourBar />
                 {pair.images.iter().any(|i| i.attack.is_some()).then(|| view! {
                     <h3>"Amplified visual attributes (feature attack)"</h3>
                     <div class="row">{pair.images.iter().filter_map(|i| i.attack.clone()).map(|a| view! { <img class="thumb" src=a alt="" /> }).collect_view()}</div>
@@ -181,8 +195,8 @@ fn pair_page(pairs: Arc<Vec<AnnotatePair>>, index: usize) -> impl IntoView {
                     </div>
                 </fieldset>
                 <fieldset>
-                    <legend>"3. Why? Describe what the highlighted region shows."</legend>
-                    <textarea rows="3" prop:value=reasons on:input:target=move |ev| set_reasons.set(ev.target().value())></textarea>
+                    <legend><label for="reasons">"3. Why? Describe what the highlighted region shows."</label></legend>
+                    <textarea id="reasons" rows="3" prop:value=reasons on:input:target=move |ev| set_reasons.set(ev.target().value())></textarea>
                 </fieldset>
                 <p class="error">{problem}</p>
                 <div class="toolbar">

@@ -1,5 +1,11 @@
-//! Reading the site's data files (relative URLs: the site works under any prefix).
+//! Reading the site's data files (relative URLs: the site works under any prefix). Class pages
+//! are kept once loaded, so moving between a class's features and images, and Back, are instant.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use salient_engine::site::{ClassPage, class_page};
 use serde::de::DeserializeOwned;
 
 /// Fetches and parses a JSON file of the site.
@@ -11,11 +17,16 @@ pub async fn json<T: DeserializeOwned>(path: &str) -> Result<T, String> {
     response.json::<T>().await.map_err(|e| format!("{path}: {e}"))
 }
 
-/// Fetches a file's bytes.
-pub async fn bytes(path: &str) -> Result<Vec<u8>, String> {
-    let response = gloo_net::http::Request::get(path).send().await.map_err(|e| format!("{path}: {e}"))?;
-    if !response.ok() {
-        return Err(format!("{path}: HTTP {}", response.status()));
+thread_local! {
+    static CLASS_PAGES: RefCell<HashMap<usize, Rc<ClassPage>>> = RefCell::default();
+}
+
+/// A class's page, fetched once.
+pub async fn class(class: usize) -> Result<Rc<ClassPage>, String> {
+    if let Some(p) = CLASS_PAGES.with(|c| c.borrow().get(&class).cloned()) {
+        return Ok(p);
     }
-    response.binary().await.map_err(|e| format!("{path}: {e}"))
+    let page = Rc::new(json::<ClassPage>(&class_page(class)).await?);
+    CLASS_PAGES.with(|c| c.borrow_mut().insert(class, page.clone()));
+    Ok(page)
 }

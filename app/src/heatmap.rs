@@ -1,48 +1,77 @@
-//! Masks and heatmaps in the page: a soft mask drawn as a JET heat layer on a canvas (red =
-//! high), with the engine's own colour map; and images made in wasm shown through blob URLs.
+//! Masks in the page, drawn on canvases from their maps (the site stores each mask as its 7×7
+//! map; the engine's own upsampling and JET colour map draw it): a heat layer (red = high,
+//! transparent where the mask is low, so the image shows through) or the gray soft mask.
 
-use image::{DynamicImage, ImageFormat};
+use std::rc::Rc;
+
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use salient_engine::colormap::jet;
+use salient_engine::nam::to_gray;
+use salient_engine::site::MaskMap;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
-use crate::data;
+/// The side masks are drawn at.
+const SIDE: usize = 224;
 
-/// A mask PNG drawn as a heat layer. Transparent where the mask is 0 so the image shows through.
+/// How a mask is drawn.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// JET colours over the image, alpha rising with the mask.
+    Heat,
+    /// The soft mask itself, in gray levels (white = 1).
+    Gray,
+}
+
+/// A mask from the site (a base64 map) on a canvas.
 #[component]
-pub fn MaskCanvas(mask: String, #[prop(into)] opacity: Signal<f64>) -> impl IntoView {
-    let canvas = NodeRef::<leptos::html::Canvas>::new();
-    Effect::new(move |_| {
-        if let Some(c) = canvas.get() {
-            let url = mask.clone();
-            spawn_local(async move {
-                if let Err(e) = draw(&c, &url).await {
-                    leptos::logging::warn!("{url}: {e}");
-                }
-            });
-        }
-    });
-    view! {
-        <canvas node_ref=canvas width="224" height="224" class="heat" style:opacity=move || opacity.get().to_string()></canvas>
+pub fn MaskCanvas(map: String, #[prop(into)] opacity: Signal<f64>, #[prop(default = Style::Heat)] style: Style) -> impl IntoView {
+    let levels = MaskMap::decode(&map).map(|m| to_gray(&m.mask(SIDE)));
+    match levels {
+        Ok(levels) => view! { <LevelsCanvas levels=Rc::new(levels) side=SIDE opacity=opacity style=style /> }.into_any(),
+        Err(e) => view! { <span class="error">{e}</span> }.into_any(),
     }
 }
 
-async fn draw(canvas: &HtmlCanvasElement, url: &str) -> Result<(), String> {
-    let bytes = data::bytes(url).await?;
-    let gray = image::load_from_memory_with_format(&bytes, ImageFormat::Png).map_err(|e| e.to_string())?.to_luma8();
-    let (w, h) = gray.dimensions();
-    let rgba = heat_rgba(gray.as_raw());
-    canvas.set_width(w);
-    canvas.set_height(h);
-    let ctx: CanvasRenderingContext2d = canvas
-        .get_context("2d")
-        .map_err(|_| "no 2d context".to_string())?
-        .ok_or("no 2d context")?
-        .unchecked_into();
-    let data = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), w, h).map_err(|_| "bad image data".to_string())?;
-    ctx.put_image_data(&data, 0.0, 0.0).map_err(|_| "cannot draw".to_string())
+/// Gray levels (`side × side`) on a canvas.
+#[component]
+pub fn LevelsCanvas(levels: Rc<Vec<u8>>, side: usize, #[prop(into)] opacity: Signal<f64>, style: Style, #[prop(optional)] id: &'static str) -> impl IntoView {
+    let canvas = NodeRef::<leptos::html::Canvas>::new();
+    Effect::new(move |_| {
+        if let Some(c) = canvas.get() {
+            let rgba = match style {
+                Style::Heat => heat_rgba(&levels),
+                Style::Gray => levels.iter().flat_map(|&v| [v, v, v, 255]).collect(),
+            };
+            draw(&c, &rgba, side);
+        }
+    });
+    let class = if style == Style::Heat { "heat" } else { "thumb mask" };
+    view! {
+        <canvas node_ref=canvas id=(!id.is_empty()).then_some(id) width=side.to_string() height=side.to_string() class=class
+            aria-hidden="true" style:opacity=move || opacity.get().to_string()></canvas>
+    }
+}
+
+/// An RGB image (`side × side`, from the worker) on a canvas.
+#[component]
+pub fn RgbCanvas(rgb: Rc<Vec<u8>>, side: usize, label: String) -> impl IntoView {
+    let canvas = NodeRef::<leptos::html::Canvas>::new();
+    Effect::new(move |_| {
+        if let Some(c) = canvas.get() {
+            let rgba: Vec<u8> = rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+            draw(&c, &rgba, side);
+        }
+    });
+    view! { <canvas node_ref=canvas class="thumb" width=side.to_string() height=side.to_string() role="img" aria-label=label></canvas> }
+}
+
+fn draw(canvas: &HtmlCanvasElement, rgba: &[u8], side: usize) {
+    let Ok(Some(ctx)) = canvas.get_context("2d") else { return };
+    let ctx: CanvasRenderingContext2d = ctx.unchecked_into();
+    if let Ok(data) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(rgba), side as u32, side as u32) {
+        let _ = ctx.put_image_data(&data, 0.0, 0.0);
+    }
 }
 
 /// JET colours with alpha rising with the mask, so that low activation leaves the image visible.
@@ -55,14 +84,23 @@ pub fn heat_rgba(mask: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-/// A blob URL for an image made in wasm (PNG).
-pub fn png_url(img: &DynamicImage) -> Result<String, String> {
-    let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), ImageFormat::Png).map_err(|e| e.to_string())?;
-    blob_url(&bytes, "image/png")
+/// The legend of the heat colours: what blue and red mean.
+#[component]
+pub fn ColourBar() -> impl IntoView {
+    let stops: Vec<String> = (0..=8).map(|i| {
+        let [r, g, b] = jet((i * 255 / 8) as u8);
+        format!("rgb({r},{g},{b}) {}%", i * 100 / 8)
+    }).collect();
+    view! {
+        <figure class="colour-bar">
+            <div class="bar" role="img" aria-label="Colour scale: blue where the feature is silent, red where it is at its peak"
+                style:background=format!("linear-gradient(to right, {})", stops.join(", "))></div>
+            <figcaption><span>"0 · feature silent"</span><span>"0.5"</span><span>"1 · its peak on the image"</span></figcaption>
+        </figure>
+    }
 }
 
-/// A blob URL for bytes of the given type.
+/// A blob URL for bytes of the given type. The caller revokes it ([`revoke`]).
 pub fn blob_url(bytes: &[u8], mime: &str) -> Result<String, String> {
     let array = js_sys::Uint8Array::from(bytes);
     let parts = js_sys::Array::of1(&array);
@@ -70,4 +108,8 @@ pub fn blob_url(bytes: &[u8], mime: &str) -> Result<String, String> {
     options.set_type(mime);
     let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(|_| "cannot make a blob".to_string())?;
     web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| "cannot make a blob URL".to_string())
+}
+
+pub fn revoke(url: &str) {
+    let _ = web_sys::Url::revoke_object_url(url);
 }

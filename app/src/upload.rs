@@ -1,135 +1,228 @@
-//! Upload an image: the model runs in the browser and shows the predicted class, the neural
-//! features behind it with their core/spurious labels, and core and spurious heatmaps.
+//! Upload an image: the engine worker runs the model and sends back the predicted class, the
+//! neural features behind it and the masks; the page shows them with the site's core/spurious
+//! labels, links each feature to its page, and says what the model knows.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
-use image::DynamicImage;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use salient_engine::annotations::Label;
-use salient_engine::decode::{self, MAX_FILE_BYTES};
-use salient_engine::importance::top_k;
-use salient_engine::site::SiteIndex;
-use salient_engine::{colormap, nam};
+use salient_engine::decode::MAX_FILE_BYTES;
+use salient_engine::site::{Analysis, FromWorker, SiteIndex, SiteModel, ToWorker};
 use serde::Serialize;
 use wasm_bindgen_futures::JsFuture;
+use web_sys::Worker;
 
-use crate::heatmap::png_url;
-use crate::model::{self, Choice, Loaded};
+use crate::heatmap::{ColourBar, LevelsCanvas, RgbCanvas, Style};
+use crate::route::Route;
+use crate::worker;
+
+/// The sample photos shipped with the app (public/samples/).
+const SAMPLES: [(&str, &str); 4] =
+    [("chelsea.jpg", "a cat"), ("coffee.jpg", "a cup of coffee"), ("rocket.jpg", "a rocket"), ("astronaut.jpg", "an astronaut")];
+
+/// Below this top-class probability the page warns that the image may show none of the classes.
+const UNSURE: f32 = 0.5;
 
 /// Where the model is, shared by every visit to the upload page.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Status {
     Idle,
+    Starting,
     Loading { done: u64, total: u64 },
-    Ready { backend: &'static str, from_cache: bool, load_ms: f64, description: String },
+    Ready { backend: String, from_cache: bool, load_ms: f64, description: String },
     Failed(String),
     NoModel,
 }
 
-/// The loaded model (not `Send`: it lives on the page's thread) and its status.
+/// The worker, its status and the latest analysis.
 #[derive(Clone, Copy)]
 pub struct ModelHandle {
     pub status: RwSignal<Status>,
-    pub loaded: StoredValue<Option<Rc<Loaded>>, LocalStorage>,
+    worker: StoredValue<Option<Worker>, LocalStorage>,
+    /// An upload waiting for the model: (name, bytes).
+    pending: StoredValue<Option<(String, js_sys::Uint8Array)>, LocalStorage>,
+    labels: StoredValue<Vec<(usize, Vec<usize>, Vec<usize>)>>,
+    result: RwSignal<Option<Result<Arc<Analysis>, String>>>,
+    busy: RwSignal<bool>,
+    started_at: StoredValue<f64>,
+}
+
+fn now() -> f64 {
+    window().performance().map_or(0.0, |p| p.now())
 }
 
 impl ModelHandle {
     pub fn new() -> Self {
-        ModelHandle { status: RwSignal::new(Status::Idle), loaded: StoredValue::new_local(None) }
+        ModelHandle {
+            status: RwSignal::new(Status::Idle),
+            worker: StoredValue::new_local(None),
+            pending: StoredValue::new_local(None),
+            labels: StoredValue::new(Vec::new()),
+            result: RwSignal::new(None),
+            busy: RwSignal::new(false),
+            started_at: StoredValue::new(0.0),
+        }
     }
 
-    /// Starts loading the site's model once.
-    pub fn ensure_loading(self, site: &SiteIndex) {
+    /// Starts the worker and the model's loading, once.
+    fn ensure_loading(self, site: &SiteIndex) {
         if self.status.get_untracked() != Status::Idle {
             return;
         }
-        let Some(m) = site.model.clone() else {
+        let Some(model) = site.model.clone() else {
             self.status.set(Status::NoModel);
             return;
         };
-        self.status.set(Status::Loading { done: 0, total: m.bytes });
-        spawn_local(async move {
-            let progress = move |(done, total)| self.status.set(Status::Loading { done, total });
-            match model::load(&m, Choice::from_url(), progress).await {
-                Ok(l) => {
-                    let status = Status::Ready { backend: l.backend, from_cache: l.from_cache, load_ms: l.load_ms, description: m.description.clone() };
-                    self.loaded.set_value(Some(Rc::new(l)));
-                    self.status.set(status);
+        self.labels.set_value(site.classes.iter().map(|c| (c.class, c.core.clone(), c.spurious.clone())).collect());
+        self.status.set(Status::Starting);
+        let backend = backend_from_url();
+        match worker::start(move |m| self.on_message(m, &model, &backend)) {
+            Ok(w) => self.worker.set_value(Some(w)),
+            Err(e) => self.status.set(Status::Failed(e)),
+        }
+    }
+
+    fn on_message(self, message: FromWorker, model: &SiteModel, backend: &str) {
+        match message {
+            FromWorker::Ready => self.with_worker(|w| worker::send(w, &ToWorker::Load { model: model.clone(), backend: backend.into() }, None)),
+            FromWorker::Progress { done, total } => self.status.set(Status::Loading { done, total }),
+            FromWorker::Loaded { backend, from_cache, load_ms, description } => {
+                self.status.set(Status::Ready { backend, from_cache, load_ms, description });
+                if let Some((name, bytes)) = self.pending.try_update_value(Option::take).flatten() {
+                    self.post(name, bytes);
                 }
-                Err(e) => self.status.set(Status::Failed(e)),
             }
-        });
+            FromWorker::Failed(e) => {
+                self.status.set(Status::Failed(e.clone()));
+                if self.busy.get_untracked() {
+                    self.finish(Err(format!("the model could not be loaded: {e}")));
+                }
+            }
+            FromWorker::Analysed(a) => self.finish(Ok(Arc::new(a))),
+            FromWorker::AnalysisFailed(e) => self.finish(Err(e)),
+        }
+    }
+
+    fn with_worker(self, f: impl FnOnce(&Worker)) {
+        self.worker.with_value(|w| if let Some(w) = w { f(w) });
+    }
+
+    fn post(self, name: String, bytes: js_sys::Uint8Array) {
+        let labels = self.labels.get_value();
+        self.with_worker(|w| worker::send(w, &ToWorker::Analyse { name, labels }, Some(bytes)));
+    }
+
+    /// Analyses a file: now if the model is ready, else once it is.
+    fn analyse(self, name: String, bytes: js_sys::Uint8Array) {
+        self.busy.set(true);
+        self.started_at.set_value(now());
+        match self.status.get_untracked() {
+            Status::Ready { .. } => self.post(name, bytes),
+            Status::Failed(e) => self.finish(Err(format!("the model could not be loaded: {e}"))),
+            Status::NoModel => self.finish(Err("this site has no model to analyse images with".into())),
+            _ => self.pending.set_value(Some((name, bytes))),
+        }
+    }
+
+    fn finish(self, result: Result<Arc<Analysis>, String>) {
+        if let Ok(a) = &result {
+            publish_for_tests(a, &self.labels.get_value(), now() - self.started_at.get_value());
+        }
+        self.result.set(Some(result));
+        self.busy.set(false);
     }
 }
 
-/// What the page shows for one uploaded image (plain data and blob URLs).
-#[derive(Clone, Debug, PartialEq)]
-struct Shown {
-    name: String,
-    view: String,
-    top5: Vec<(usize, String, f32)>,
-    class: usize,
-    class_name: String,
-    known_class: bool,
-    features: Vec<(usize, f32, Option<Label>, String)>,
-    core: Option<String>,
-    spurious: Option<String>,
-    top: String,
-    ms: f64,
+/// `?backend=cpu` or `?backend=webgpu` in the page URL forces a backend.
+fn backend_from_url() -> String {
+    let search = window().location().search().unwrap_or_default();
+    if search.contains("backend=cpu") {
+        "cpu".into()
+    } else if search.contains("backend=webgpu") {
+        "webgpu".into()
+    } else {
+        "auto".into()
+    }
 }
 
 /// What the browser tests read from `window.salientLastResult`.
 #[derive(Serialize)]
-struct TestResult {
-    backend: &'static str,
+struct TestResult<'a> {
+    backend: &'a str,
     top5: Vec<usize>,
     top_features: Vec<usize>,
-    core_features: Vec<usize>,
-    spurious_features: Vec<usize>,
-    top_mask: Vec<u8>,
-    core_mask: Option<Vec<u8>>,
-    spurious_mask: Option<Vec<u8>>,
+    top_mask: &'a [u8],
+    core_mask: Option<&'a [u8]>,
+    spurious_mask: Option<&'a [u8]>,
     upload_to_heatmap_ms: f64,
+}
+
+fn publish_for_tests(a: &Analysis, _labels: &[(usize, Vec<usize>, Vec<usize>)], ms: f64) {
+    let test = TestResult {
+        backend: &a.backend,
+        top5: a.top5.iter().map(|t| t.0).collect(),
+        top_features: a.features.iter().map(|f| f.0).collect(),
+        top_mask: &a.top_mask,
+        core_mask: a.core_mask.as_deref(),
+        spurious_mask: a.spurious_mask.as_deref(),
+        upload_to_heatmap_ms: ms,
+    };
+    let json = serde_json::to_string(&test).unwrap_or_default();
+    let _ = js_sys::Reflect::set(&window(), &"salientLastResult".into(), &json.into());
+}
+
+/// Reads a file and hands it to the worker.
+fn read_and_analyse(handle: ModelHandle, file: web_sys::File) {
+    let name = file.name();
+    if file.size() > MAX_FILE_BYTES as f64 {
+        handle.result.set(Some(Err(format!("{name}: the file is {:.0} MB, over the {} MB limit", file.size() / 1e6, MAX_FILE_BYTES >> 20))));
+        return;
+    }
+    handle.busy.set(true);
+    spawn_local(async move {
+        match JsFuture::from(file.array_buffer()).await {
+            Ok(buffer) => handle.analyse(name, js_sys::Uint8Array::new(&buffer)),
+            Err(_) => handle.finish(Err(format!("{name}: the file could not be read"))),
+        }
+    });
+}
+
+/// Fetches a sample photo of the app and analyses it.
+fn analyse_sample(handle: ModelHandle, file: &'static str) {
+    handle.busy.set(true);
+    spawn_local(async move {
+        let fetched = async {
+            let r = gloo_net::http::Request::get(&format!("samples/{file}")).send().await.map_err(|e| e.to_string())?;
+            if !r.ok() {
+                return Err(format!("HTTP {}", r.status()));
+            }
+            r.binary().await.map_err(|e| e.to_string())
+        };
+        match fetched.await {
+            Ok(bytes) => handle.analyse(file.to_owned(), js_sys::Uint8Array::from(&bytes[..])),
+            Err(e) => handle.finish(Err(format!("samples/{file}: {e}"))),
+        }
+    });
 }
 
 #[component]
 pub fn Upload(site: Arc<SiteIndex>) -> impl IntoView {
     let handle = expect_context::<ModelHandle>();
     handle.ensure_loading(&site);
-    let (result, set_result) = signal::<Option<Result<Shown, String>>>(None);
-    let (busy, set_busy) = signal(false);
-    let on_file = {
-        let site = site.clone();
-        move |file: web_sys::File| {
-            let site = site.clone();
-            set_busy.set(true);
-            spawn_local(async move {
-                let shown = analyze(handle, &site, file).await;
-                set_result.set(Some(shown));
-                set_busy.set(false);
-            });
-        }
-    };
-    let on_file_input = on_file.clone();
     let status_view = move || match handle.status.get() {
-        Status::Idle | Status::Loading { .. } => {
-            let (done, total) = match handle.status.get() {
-                Status::Loading { done, total } => (done, total),
-                _ => (0, 1),
-            };
-            view! {
-                <div class="status loading">
-                    <span>{format!("Loading the model: {:.1} of {:.1} MB", done as f64 / 1e6, total as f64 / 1e6)}</span>
-                    <progress max=total.to_string() value=done.to_string()></progress>
-                </div>
-            }
-            .into_any()
+        Status::Idle | Status::Starting => view! { <div class="status loading">"Starting the engine…"</div> }.into_any(),
+        Status::Loading { done, total } => view! {
+            <div class="status loading">
+                <span>{format!("Loading the model: {:.1} of {:.1} MB", done as f64 / 1e6, total as f64 / 1e6)}</span>
+                <progress max=total.to_string() value=done.to_string() aria-label="Model download"></progress>
+            </div>
         }
+        .into_any(),
         Status::Ready { backend, from_cache, load_ms, description } => view! {
             <div class="status ready">
-                <span class="badge backend" data-backend=backend>{backend}</span>
+                <span class="badge backend" data-backend=backend.clone()>{backend.clone()}</span>
                 {format!(" {description}, ready in {:.1} s{}", load_ms / 1000.0, if from_cache { " (from the browser's cache)" } else { "" })}
             </div>
         }
@@ -140,167 +233,147 @@ pub fn Upload(site: Arc<SiteIndex>) -> impl IntoView {
         }
         .into_any(),
     };
+    let knows = site.model.as_ref().map(|m| {
+        if m.classes == 1000 {
+            format!("The model ({}) knows ImageNet's 1000 classes. A photo of something else still gets one of them.", m.description)
+        } else {
+            format!(
+                "The model ({}) knows only {} classes{}: whatever the photo shows, it answers with one of them.",
+                m.description,
+                m.classes,
+                if site.classes.len() <= 20 { format!(" ({})", site.classes.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(", ")) } else { String::new() }
+            )
+        }
+    });
+    let site_results = site.clone();
     view! {
         <section class="page">
             <div class="page-head">
                 <h1>"Analyse an image"</h1>
-                <p class="lead">"The model runs in your browser; the image never leaves your computer."</p>
+                <p class="lead">"The model runs in your browser, in the background; the image never leaves your computer."</p>
+                {knows.map(|k| view! { <p class="note">{k}</p> })}
             </div>
-            {status_view}
-            <label
-                class="dropzone"
-                class:busy=busy
+            <div role="status" aria-live="polite">{status_view}</div>
+            <div class="dropzone" class:busy=move || handle.busy.get()
                 on:dragover=|ev| ev.prevent_default()
                 on:drop=move |ev: web_sys::DragEvent| {
                     ev.prevent_default();
                     if let Some(f) = ev.data_transfer().and_then(|d| d.files()).and_then(|l| l.get(0)) {
-                        on_file(f);
+                        read_and_analyse(handle, f);
                     }
-                }
-            >
+                }>
+                <label for="upload">"Choose a JPEG, PNG or WebP image, or drop one here"</label>
                 <input id="upload" type="file" accept="image/jpeg,image/png,image/webp"
                     on:change:target=move |ev| {
                         if let Some(f) = ev.target().files().and_then(|l| l.get(0)) {
-                            on_file_input(f);
+                            read_and_analyse(handle, f);
                         }
                     } />
-                <span>{move || if busy.get() { "Analysing…" } else { "Drop a JPEG, PNG or WebP image here, or click to choose one" }}</span>
-            </label>
-            {move || result.get().map(|r| match r {
-                Ok(s) => results(s).into_any(),
-                Err(e) => view! { <p class="error" id="upload-error">{e}</p> }.into_any(),
+                <p class="muted" aria-live="polite">{move || if handle.busy.get() { "Analysing…" } else { "" }}</p>
+            </div>
+            <div class="samples">
+                <span class="muted">"Or try a sample: "</span>
+                {SAMPLES.iter().map(|&(file, what)| view! {
+                    <button type="button" class="sample" on:click=move |_| analyse_sample(handle, file)>
+                        <img src=format!("samples/{file}") alt="" width="48" height="48" />{what}
+                    </button>
+                }).collect_view()}
+            </div>
+            {move || handle.result.get().map(|r| match r {
+                Ok(a) => results(&site_results, &a).into_any(),
+                Err(e) => view! { <p class="error" id="upload-error" role="alert">{e}</p> }.into_any(),
             })}
         </section>
     }
 }
 
-fn results(s: Shown) -> impl IntoView {
-    let label = |l: Option<Label>| match l {
-        Some(Label::Core) => view! { <span class="badge core">"core"</span> }.into_any(),
-        Some(Label::Spurious) => view! { <span class="badge spurious">"spurious"</span> }.into_any(),
+fn results(site: &SiteIndex, a: &Analysis) -> impl IntoView + use<> {
+    let class = a.top5[0].0;
+    let class_name = a.top5[0].1.clone();
+    let site_class = site.classes.iter().find(|c| c.class == class).cloned();
+    let label_of = |j: usize| {
+        site_class.as_ref().and_then(|c| if c.core.contains(&j) { Some(Label::Core) } else if c.spurious.contains(&j) { Some(Label::Spurious) } else { None })
+    };
+    let badge = |l: Option<Label>| match l {
+        Some(Label::Core) => view! { <span class="badge core" title=format!("Label from {}", site.labels.file)>"core"</span> }.into_any(),
+        Some(Label::Spurious) => view! { <span class="badge spurious" title=format!("Label from {}", site.labels.file)>"spurious"</span> }.into_any(),
         None => view! { <span class="badge">"unlabelled"</span> }.into_any(),
     };
+    let view_rgb = Rc::new(a.view.clone());
+    let side = a.side;
+    let panel = |levels: &[u8], id: &'static str, caption: String| {
+        let view_rgb = view_rgb.clone();
+        view! {
+            <figure>
+                <div class="stack">
+                    <RgbCanvas rgb=view_rgb side=side label="The view the model sees".into() />
+                    <LevelsCanvas levels=Rc::new(levels.to_vec()) side=side opacity=0.75 style=Style::Heat id=id />
+                </div>
+                <figcaption>{caption}</figcaption>
+            </figure>
+        }
+    };
+    let top_p = a.top5[0].2;
     view! {
         <div class="results" id="results">
+            {(top_p < UNSURE).then(|| view! {
+                <p class="note warn" role="note">{format!(
+                    "The model is unsure ({:.0}% for its top class): the image may show none of the classes it knows, so read the heatmaps with care.",
+                    top_p * 100.0
+                )}</p>
+            })}
             <div class="panels">
-                <figure><img src=s.view.clone() alt="" /><figcaption>{format!("{} (the view the model sees)", s.name)}</figcaption></figure>
-                {s.core.clone().map(|u| view! { <figure><img id="core-heatmap" src=u alt="" /><figcaption>"Core features: where the object is"</figcaption></figure> })}
-                {s.spurious.clone().map(|u| view! { <figure><img id="spurious-heatmap" src=u alt="" /><figcaption>"Spurious features: what merely co-occurs"</figcaption></figure> })}
-                <figure><img id="top-heatmap" src=s.top.clone() alt="" /><figcaption>"The five features behind the prediction"</figcaption></figure>
+                <figure><RgbCanvas rgb=view_rgb.clone() side=side label="The view the model sees".into() /><figcaption>"The view the model sees (224×224)"</figcaption></figure>
+                {a.core_mask.as_ref().map(|m| panel(m, "core-heatmap", format!("Core features of \"{class_name}\": where the model sees the object")))}
+                {a.spurious_mask.as_ref().map(|m| panel(m, "spurious-heatmap", format!("Spurious features of \"{class_name}\": what merely co-occurs")))}
+                {panel(&a.top_mask, "top-heatmap", "The five features behind the prediction".into())}
             </div>
-            {(!s.known_class).then(|| view! {
-                <p class="note">{format!("This dataset has no core/spurious labels for \"{}\": only the features behind the prediction are shown.", s.class_name)}</p>
+            <ColourBar />
+            {site_class.is_none().then(|| view! {
+                <p class="note">{format!("This dataset has no core/spurious labels for \"{class_name}\": only the features behind the prediction are shown.")}</p>
             })}
             <div class="columns">
                 <div>
                     <h2>"Prediction"</h2>
                     <ol class="top5" id="top5">
-                        {s.top5.iter().map(|(c, name, p)| view! {
+                        {a.top5.iter().map(|(c, name, p)| view! {
                             <li data-class=c.to_string()>
                                 <span class="name">{if *name == format!("class {c}") { name.clone() } else { format!("{name} ({c})") }}</span>
-                                <span class="bar"><span style:width=format!("{:.1}%", p * 100.0)></span></span>
+                                <span class="bar" aria-hidden="true"><span style:width=format!("{:.1}%", p * 100.0)></span></span>
                                 <span class="prob">{format!("{:.1}%", p * 100.0)}</span>
                             </li>
                         }).collect_view()}
                     </ol>
-                    <p class="muted">{format!("Analysed in {:.0} ms.", s.ms)}</p>
+                    <p class="muted">{format!("Analysed in {:.0} ms on the {}.", a.ms, a.backend)}</p>
                 </div>
                 <div>
-                    <h2>{format!("Features behind \"{}\"", s.class_name)}</h2>
+                    <h2>{format!("Features behind \"{class_name}\"")}</h2>
                     <ul class="feature-list">
-                        {s.features.iter().map(|(j, imp, l, url)| view! {
-                            <li>
-                                <img src=url.clone() alt="" />
-                                <div><div class="card-title">{format!("Feature {j}")}{label(*l)}</div>
-                                <div class="muted">{format!("r·w = {imp:.3}")}</div></div>
-                            </li>
+                        {a.features.iter().zip(&a.feature_masks).map(|(&(j, imp), mask)| {
+                            let label = label_of(j);
+                            let title = view! { <span>{format!("Feature {j}")}</span> };
+                            view! {
+                                <li>
+                                    <div class="stack small">
+                                        <RgbCanvas rgb=view_rgb.clone() side=side label=format!("Feature {j} on the image") />
+                                        <LevelsCanvas levels=Rc::new(mask.clone()) side=side opacity=0.75 style=Style::Heat />
+                                    </div>
+                                    <div>
+                                        <div class="card-title">
+                                            {match label {
+                                                Some(_) => view! { <a href=Route::Feature(class, j).href()>{title}</a> }.into_any(),
+                                                None => title.into_any(),
+                                            }}
+                                            {badge(label)}
+                                        </div>
+                                        <div class="muted">{format!("r·w = {imp:.3}")}</div>
+                                    </div>
+                                </li>
+                            }
                         }).collect_view()}
                     </ul>
                 </div>
             </div>
         </div>
     }
-}
-
-async fn analyze(handle: ModelHandle, site: &SiteIndex, file: web_sys::File) -> Result<Shown, String> {
-    let t0 = model::now();
-    let name = file.name();
-    if file.size() > MAX_FILE_BYTES as f64 {
-        return Err(format!("{name}: the file is {:.0} MB, over the {} MB limit", file.size() / 1e6, MAX_FILE_BYTES >> 20));
-    }
-    let buffer = JsFuture::from(file.array_buffer()).await.map_err(|_| format!("{name}: the file could not be read"))?;
-    let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
-    let img = decode::decode_image(&name, &bytes).map_err(|e| e.to_string())?;
-    // Wait for the model if it is still loading.
-    let loaded = loop {
-        if let Some(l) = handle.loaded.get_value() {
-            break l;
-        }
-        match handle.status.get_untracked() {
-            Status::Failed(e) => return Err(format!("the model could not be loaded: {e}")),
-            Status::NoModel => return Err("this site has no model to analyse images with".into()),
-            _ => gloo_timer(100).await,
-        }
-    };
-    let view = loaded.engine.view.apply(&img);
-    let out = loaded.engine.infer_async(std::slice::from_ref(&view), true).await.map_err(|e| e.to_string())?.remove(0);
-    let maps = out.maps.as_ref().ok_or("no activation maps")?;
-    let engine = &loaded.engine;
-    let top5: Vec<(usize, String, f32)> = out.top(5).into_iter().map(|(c, p)| (c, engine.class_name(c), p)).collect();
-    let class = top5[0].0;
-    let scores: Vec<f32> = out.features.iter().zip(engine.class_weights(class)).map(|(r, w)| r * w).collect();
-    let top: Vec<(usize, f32)> = top_k(&scores, 5);
-    let site_class = site.classes.iter().find(|c| c.class == class);
-    let label_of = |j: usize| {
-        site_class.and_then(|c| if c.core.contains(&j) { Some(Label::Core) } else if c.spurious.contains(&j) { Some(Label::Spurious) } else { None })
-    };
-    let side = engine.view.side();
-    let overlay = |features: &[usize]| -> Result<(String, Vec<u8>), String> {
-        let mask = maps.soft_mask(features, side);
-        Ok((png_url(&DynamicImage::ImageRgb8(colormap::overlay(&view, &mask)))?, nam::to_gray(&mask)))
-    };
-    let top_features: Vec<usize> = top.iter().map(|(j, _)| *j).collect();
-    let (top_url, top_mask) = overlay(&top_features)?;
-    let (core_features, spurious_features) = site_class.map_or((vec![], vec![]), |c| (c.core.clone(), c.spurious.clone()));
-    let core = (!core_features.is_empty()).then(|| overlay(&core_features)).transpose()?;
-    let spurious = (!spurious_features.is_empty()).then(|| overlay(&spurious_features)).transpose()?;
-    let features = top
-        .iter()
-        .map(|&(j, imp)| Ok((j, imp, label_of(j), overlay(&[j])?.0)))
-        .collect::<Result<Vec<_>, String>>()?;
-    let ms = model::now() - t0;
-    let test = TestResult {
-        backend: loaded.backend,
-        top5: top5.iter().map(|t| t.0).collect(),
-        top_features: top_features.clone(),
-        core_features: core_features.clone(),
-        spurious_features: spurious_features.clone(),
-        top_mask,
-        core_mask: core.as_ref().map(|c| c.1.clone()),
-        spurious_mask: spurious.as_ref().map(|s| s.1.clone()),
-        upload_to_heatmap_ms: ms,
-    };
-    let json = serde_json::to_string(&test).unwrap_or_default();
-    let _ = js_sys::Reflect::set(&window(), &"salientLastResult".into(), &json.into());
-    Ok(Shown {
-        name,
-        view: png_url(&DynamicImage::ImageRgb8(view.clone()))?,
-        class,
-        class_name: engine.class_name(class),
-        known_class: site_class.is_some(),
-        top5,
-        features,
-        core: core.map(|c| c.0),
-        spurious: spurious.map(|s| s.0),
-        top: top_url,
-        ms,
-    })
-}
-
-/// Waits `ms` milliseconds without blocking the page.
-async fn gloo_timer(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-    });
-    let _ = JsFuture::from(promise).await;
 }

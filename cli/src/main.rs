@@ -1,5 +1,6 @@
 //! `salient`: the command-line program of the Salient toolkit.
 
+mod app_dir;
 mod batches;
 mod commands;
 mod error;

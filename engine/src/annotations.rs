@@ -76,6 +76,21 @@ pub struct Pair {
     pub rank: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub votes: Option<Votes>,
+    /// The MTurk answers behind the votes, in file order (empty for Salient's CSV).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<WorkerAnswer>,
+}
+
+/// One MTurk worker's answer to a pair: where the focus is, how sure they were, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerAnswer {
+    /// The anonymised worker id.
+    pub worker: String,
+    /// `main_object`, `separate_object` or `background`.
+    pub main: String,
+    /// 1 (unsure) to 5 (sure), when given.
+    pub confidence: Option<f32>,
+    pub reasons: String,
 }
 
 /// Sizes the labels are checked against.
@@ -147,7 +162,7 @@ impl Annotations {
             ));
         }
         // (class, feature) → (rank, votes or label), in file order.
-        type Tally = (Option<usize>, Votes, Option<Label>);
+        type Tally = (Option<usize>, Votes, Option<Label>, Vec<WorkerAnswer>);
         let mut pairs: BTreeMap<(usize, usize), Tally> = BTreeMap::new();
         let mut answered: BTreeSet<(usize, usize, String)> = BTreeSet::new();
         let mut repeated = Vec::new();
@@ -176,14 +191,15 @@ impl Annotations {
             }
             let rank_col = if mturk { "Input.feature_rank" } else { "rank" };
             let rank = if field(rank_col).is_empty() { None } else { Some(int(rank_col)?) };
-            let entry = pairs.entry((class, feature)).or_insert((rank, Votes::default(), None));
+            let entry = pairs.entry((class, feature)).or_insert((rank, Votes::default(), None, Vec::new()));
             if mturk {
                 let worker = field("WorkerId");
                 if !worker.is_empty() && !answered.insert((class, feature, worker.to_owned())) {
                     repeated.push(RepeatedAnswer { line, worker: worker.to_owned(), class, feature });
                     continue;
                 }
-                match field("Answer.main") {
+                let main = field("Answer.main");
+                match main {
                     "main_object" => entry.1.main_object += 1,
                     "separate_object" => entry.1.separate_object += 1,
                     "background" => entry.1.background += 1,
@@ -194,6 +210,16 @@ impl Annotations {
                         ));
                     }
                 }
+                let confidence = match field("Answer.confidence") {
+                    "" => None,
+                    c => match c.parse::<f32>() {
+                        Ok(v) if (0.0..=5.0).contains(&v) => Some(v),
+                        _ => return Err(fail(line, format!("column Answer.confidence holds {c:?}, not a number from 0 to 5"))),
+                    },
+                };
+                // Reasons are free text: at most 2000 characters of it are kept.
+                let reasons: String = field("Answer.reasons").chars().take(2000).collect();
+                entry.3.push(WorkerAnswer { worker: worker.to_owned(), main: main.to_owned(), confidence, reasons });
             } else {
                 let label = match field("label").to_ascii_lowercase().as_str() {
                     "core" => Label::Core,
@@ -219,9 +245,9 @@ impl Annotations {
         }
         let mut out: Vec<Pair> = pairs
             .into_iter()
-            .map(|((class, feature), (rank, votes, label))| {
+            .map(|((class, feature), (rank, votes, label, answers))| {
                 let has_votes = votes != Votes::default();
-                Pair { class, feature, label: label.unwrap_or_else(|| votes.label()), rank, votes: has_votes.then_some(votes) }
+                Pair { class, feature, label: label.unwrap_or_else(|| votes.label()), rank, votes: has_votes.then_some(votes), answers }
             })
             .collect();
         out.sort_by_key(|p| (p.class, p.rank.unwrap_or(usize::MAX), p.feature));

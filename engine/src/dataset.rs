@@ -16,8 +16,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::annotations::Label;
+use std::path::Path;
+
+use crate::annotations::{Annotations, Label};
 use crate::error::Error;
+use crate::fsutil;
 
 pub const INDEX_FILE: &str = "index.jsonl";
 pub const WORDNET_DICT_FILE: &str = "wordnet_dict.py";
@@ -109,6 +112,61 @@ pub fn parse_wordnet_dict(name: &str, text: &str) -> Result<BTreeMap<usize, Stri
             Ok((k, v))
         })
         .collect()
+}
+
+/// The masks of the paper's release (`wordnet_dict.py`, `<wnid>/image_names_map.csv`, JPEG
+/// masks; no index): one record per image of each labelled feature, in the map's order, with
+/// the feature's rank from the labels. The release lists no activations (`NAN`) and no digests.
+/// Every name read is checked before it becomes a path.
+pub fn release_records(dir: &Path, labels: &Annotations) -> Result<Vec<MaskRecord>, Error> {
+    let dict_path = dir.join(WORDNET_DICT_FILE);
+    let wnids = parse_wordnet_dict(&fsutil::shown(&dict_path), &fsutil::read_text(&dict_path)?)?;
+    let mut records = Vec::new();
+    for (&class, wnid) in &wnids {
+        let map_path = dir.join(wnid).join(NAMES_MAP_FILE);
+        if !map_path.exists() {
+            continue;
+        }
+        let name = fsutil::shown(&map_path);
+        let fail = |m: String| Error::Invalid(format!("{name}: {m}"));
+        let text = fsutil::read_text(&map_path)?;
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+        let header: Vec<usize> = reader
+            .headers()
+            .map_err(|e| fail(e.to_string()))?
+            .iter()
+            .map(|h| h.trim().parse().map_err(|_| fail(format!("header {:?} is not a feature", fsutil::escape(h)))))
+            .collect::<Result<_, _>>()?;
+        let mut columns: Vec<Vec<String>> = vec![Vec::new(); header.len()];
+        for row in reader.records() {
+            let row = row.map_err(|e| fail(e.to_string()))?;
+            for (c, cell) in row.iter().enumerate().take(header.len()) {
+                if !cell.trim().is_empty() {
+                    columns[c].push(cell.trim().to_owned());
+                }
+            }
+        }
+        for (feature, names) in header.into_iter().zip(columns) {
+            let Some(pair) = labels.pairs.iter().find(|p| p.class == class && p.feature == feature) else { continue };
+            for (position, image) in names.into_iter().enumerate() {
+                fsutil::check_name(&image).map_err(fail)?;
+                records.push(MaskRecord {
+                    class,
+                    wnid: wnid.clone(),
+                    feature,
+                    label: pair.label,
+                    position,
+                    rank: pair.rank,
+                    source: format!("{wnid}/{image}.JPEG"),
+                    mask: mask_path(wnid, feature, &image, "JPEG"),
+                    image,
+                    activation: f32::NAN,
+                    sha256: String::new(),
+                });
+            }
+        }
+    }
+    Ok(records)
 }
 
 /// `image_names_map.csv`: one column per feature (header: the feature index), its images in

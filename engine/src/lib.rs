@@ -4,21 +4,27 @@
 //!
 //! The same code compiles natively (batch work, the `salient` CLI) and to wasm32 (the
 //! browser explorer); the compute backend is picked at run time among those compiled in
-//! ([`Backend`]).
+//! ([`Backend`]). Without the `model` feature only the model-free half compiles (labels,
+//! layouts, file reading, masks from maps): the explorer's browsing pages use just that.
 
 pub mod annotations;
+#[cfg(feature = "model")]
 pub mod attack;
+#[cfg(feature = "model")]
 pub mod backend;
 pub mod checkpoint;
 pub mod colormap;
 pub mod dataset;
 pub mod decode;
+#[cfg(feature = "model")]
 pub mod engine;
+#[cfg(feature = "model")]
 pub mod evaluation;
 pub mod error;
 pub mod fsutil;
 pub mod imagenet;
 pub mod importance;
+#[cfg(feature = "model")]
 pub mod model;
 pub mod nam;
 pub mod preprocess;
@@ -28,12 +34,16 @@ pub mod site;
 pub mod train;
 
 /// The burn version the engine is built on, for crates that hold its tensors.
+#[cfg(feature = "model")]
 pub use burn;
 
+#[cfg(feature = "model")]
 pub use backend::Backend;
 pub use checkpoint::StateDict;
+#[cfg(feature = "model")]
 pub use engine::{Engine, ImageOutput};
 pub use error::{Error, Result};
+#[cfg(feature = "model")]
 pub use model::{ResNet, ResNetConfig};
 pub use nam::FeatureMaps;
 

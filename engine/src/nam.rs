@@ -61,6 +61,61 @@ pub fn upsample_bilinear(src: &[f32], h: usize, w: usize, out_h: usize, out_w: u
     out
 }
 
+/// The `side × side` map whose [`upsample_bilinear`] to `size × size` is closest to `mask` in
+/// the least-squares sense: the inverse of upsampling, exact (up to rounding) for any mask that
+/// was made by upsampling a `side × side` map — as every mask of the method is, from its 7×7
+/// `layer4` map. `mask` is `[size, size]` row-major; the result `[side, side]`.
+pub fn fit_map(mask: &[f32], size: usize, side: usize) -> Vec<f32> {
+    // U: `size × side`, column k the upsampling of the k-th unit vector (separable in 2-D).
+    let mut u = vec![0.0f64; size * side];
+    for k in 0..side {
+        let mut e = vec![0.0f32; side];
+        e[k] = 1.0;
+        for (o, v) in upsample_bilinear(&e, 1, side, 1, size).into_iter().enumerate() {
+            u[o * side + k] = f64::from(v);
+        }
+    }
+    // A = (UᵀU)⁻¹ Uᵀ, `side × size`, by Gauss–Jordan on the small normal matrix.
+    let mut normal = vec![0.0f64; side * 2 * side];
+    for i in 0..side {
+        for j in 0..side {
+            normal[i * 2 * side + j] = (0..size).map(|o| u[o * side + i] * u[o * side + j]).sum();
+        }
+        normal[i * 2 * side + side + i] = 1.0;
+    }
+    for col in 0..side {
+        let pivot = normal[col * 2 * side + col];
+        for j in 0..2 * side {
+            normal[col * 2 * side + j] /= pivot;
+        }
+        for row in (0..side).filter(|&r| r != col) {
+            let f = normal[row * 2 * side + col];
+            for j in 0..2 * side {
+                normal[row * 2 * side + j] -= f * normal[col * 2 * side + j];
+            }
+        }
+    }
+    let a: Vec<f64> = (0..side)
+        .flat_map(|i| {
+            let (normal, u) = (&normal, &u);
+            (0..size).map(move |o| (0..side).map(|k| normal[i * 2 * side + side + k] * u[o * side + k]).sum::<f64>())
+        })
+        .collect();
+    // M = A · mask · Aᵀ.
+    let rows: Vec<f64> = (0..side)
+        .flat_map(|i| {
+            let a = &a;
+            (0..size).map(move |x| (0..size).map(|y| a[i * size + y] * f64::from(mask[y * size + x])).sum::<f64>())
+        })
+        .collect();
+    (0..side)
+        .flat_map(|i| {
+            let (a, rows) = (&a, &rows);
+            (0..side).map(move |j| (0..size).map(|x| rows[i * size + x] * a[j * size + x]).sum::<f64>() as f32)
+        })
+        .collect()
+}
+
 /// A mask in [0, 1] as 8-bit gray levels, `round(255 · m)`.
 pub fn to_gray(mask: &[f32]) -> Vec<u8> {
     mask.iter().map(|m| (m.clamp(0.0, 1.0) * 255.0).round() as u8).collect()
@@ -69,6 +124,19 @@ pub fn to_gray(mask: &[f32]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fitting_inverts_upsampling() {
+        let map: Vec<f32> = (0..49).map(|i| ((i * 37 % 49) as f32 / 48.0).powi(2)).collect();
+        let mask = upsample_bilinear(&map, 7, 7, 224, 224);
+        let fitted = fit_map(&mask, 224, 7);
+        let worst = fitted.iter().zip(&map).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "the fitted map is off by {worst}");
+        // From 8-bit gray levels, within a fraction of a level.
+        let gray: Vec<f32> = to_gray(&mask).iter().map(|&v| f32::from(v) / 255.0).collect();
+        let worst = fit_map(&gray, 224, 7).iter().zip(&map).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 0.5 / 255.0, "from gray levels the fitted map is off by {}", worst * 255.0);
+    }
 
     #[test]
     fn silent_feature_gives_zero_mask() {

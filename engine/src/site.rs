@@ -1,19 +1,29 @@
-//! The static site's data files, written by `salient site` and read by the web explorer. All
-//! paths are relative to the site's root, so the site works under any URL prefix.
+//! The static site's data files, written by `salient site` and read by the web explorer, and the
+//! messages between the explorer's page and its engine worker. All paths are relative to the
+//! site's root, so the site works under any URL prefix.
 //!
 //! ```text
-//! data/site.json             SiteIndex: the class list (small: the first page loads fast)
-//! data/classes/<class>.json  ClassPage: a class's features and their images
+//! data/site.json             SiteIndex: the class list (the first page needs nothing else)
+//! data/classes/<class>.json  ClassPage: a class's features, their labels with provenance, and
+//!                            each image's mask as its low-resolution map (drawn in the browser)
 //! data/annotate.json         AnnotateIndex: the (class, feature) pairs to judge
-//! data/thumbs/, masks/, attacks/, pairs/   images
-//! data/model/model.safetensors.<i>         the model for the upload page, f16, in chunks
+//! data/thumbs/<wnid>/        the 224×224 views, as small JPEG thumbnails (absent in a masks-only
+//!                            site: the page draws the masks over the visitor's own images)
+//! data/attacks/, pairs/      feature-attack images and a discover run's renderings
+//! data/model/model.safetensors.<i>   the model for the upload page, f16, in chunks
 //! ```
+//!
+//! Nothing here needs the model: the browsing pages are built without it (no `model` feature).
 
 use serde::{Deserialize, Serialize};
 
-use crate::annotations::Label;
+use crate::annotations::{Label, Votes, WorkerAnswer};
+use crate::nam;
 
 pub const INDEX: &str = "data/site.json";
+
+/// The version of the files' layout: the page refuses a site of another.
+pub const SCHEMA: u32 = 2;
 
 pub fn class_page(class: usize) -> String {
     format!("data/classes/{class}.json")
@@ -39,17 +49,37 @@ pub struct SiteNotes {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SiteIndex {
+    pub schema: u32,
     pub title: String,
-    /// The model's class names, by index (for the upload page's predictions).
-    pub class_names: Vec<String>,
     /// The classes of the dataset.
     pub classes: Vec<SiteClass>,
     /// Model weights for in-browser inference, when the site has them.
     pub model: Option<SiteModel>,
-    /// Images in the dataset (thumbnails).
+    /// Distinct images in the dataset, and masks (one per image and feature).
     pub images: usize,
+    pub masks: usize,
+    /// Where the labels come from (shown beside every label).
+    pub labels: LabelSource,
+    /// Whether the site ships the images as thumbnails. Without them (a masks-only site, for
+    /// data whose images may not be redistributed) visitors point the page at their own copy.
+    pub thumbs: bool,
+    /// The view the masks were made on (`resize/crop`, e.g. `256/224`): how a visitor's own
+    /// image is cropped under its mask.
+    pub view: String,
     pub annotate: bool,
     pub generator: String,
+}
+
+/// The origin of a site's labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelSource {
+    /// `mturk` (the paper's crowd study, five workers a pair), `csv` (a Salient CSV: a person
+    /// using the explorer, or `salient labels`) or `truth` (a benchmark's ground truth).
+    pub kind: String,
+    /// The file the labels were read from (its name only).
+    pub file: String,
+    /// One sentence for the page.
+    pub description: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,7 +89,7 @@ pub struct SiteClass {
     pub name: String,
     pub core: Vec<usize>,
     pub spurious: Vec<usize>,
-    /// One thumbnail for the class list.
+    /// One thumbnail for the class list (thumbnail sites only).
     pub thumb: Option<String>,
     /// What is known of the class beyond the labels (e.g. a benchmark's planted cue).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,10 +100,21 @@ pub struct SiteClass {
 pub struct SiteModel {
     /// What the weights are (e.g. "ResNet-50").
     pub description: String,
+    /// How many classes the model tells apart (10 for the synthetic benchmark's): the upload
+    /// page says so, since a photo of anything else still gets one of them.
+    pub classes: usize,
     /// Chunk files, in order; their concatenation is an f16 safetensors file.
-    pub chunks: Vec<String>,
+    pub chunks: Vec<SiteChunk>,
     pub bytes: u64,
-    /// SHA-256 of the whole file, hex (also the browser cache key).
+    /// SHA-256 of the whole file, hex (also the browser cache's version).
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteChunk {
+    pub path: String,
+    pub bytes: u64,
+    /// SHA-256 of the chunk, hex: checked in the browser before the chunk is used or cached.
     pub sha256: String,
 }
 
@@ -93,6 +134,11 @@ pub struct FeaturePage {
     pub label: Label,
     /// 1-based rank among the class's features.
     pub rank: usize,
+    /// The crowd's answers behind the label, when the labels are the paper's MTurk study.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub votes: Option<Votes>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<WorkerAnswer>,
     /// The feature-attack image (amplified feature), when the site has one.
     pub attack: Option<String>,
     pub images: Vec<SiteImage>,
@@ -104,14 +150,56 @@ pub struct FeaturePage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SiteImage {
     pub image: String,
-    pub activation: f32,
-    /// The 224×224 view the model saw (JPEG).
-    pub thumb: String,
-    /// Its soft mask for this feature (8-bit PNG).
-    pub mask: String,
+    /// r_j(x), when known (the paper's release does not list it).
+    pub activation: Option<f32>,
+    /// The image file relative to an ImageNet-layout root (`<wnid>/<name>.JPEG`): how a
+    /// masks-only site finds it in the visitor's copy.
+    pub source: String,
+    /// The 224×224 view the model saw (JPEG thumbnail), in thumbnail sites.
+    pub thumb: Option<String>,
+    /// The soft mask as its low-resolution map ([`MaskMap`], base64).
+    pub map: String,
     /// Ground-truth regions over the view (RGBA PNG), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truth: Option<String>,
+}
+
+/// A soft mask stored as the `side × side` map it is the bilinear upsampling of (7×7 for the
+/// method's `layer4` maps): 49 bytes instead of a 224×224 image. Encoded as base64 of the map's
+/// values in 8-bit levels, row-major; the side is the square root of the length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaskMap {
+    pub side: usize,
+    /// `[side, side]`, values 0..=255.
+    pub levels: Vec<u8>,
+}
+
+impl MaskMap {
+    /// The map of a `size × size` mask (values in [0, 1]) at `side × side`.
+    pub fn fit(mask: &[f32], size: usize, side: usize) -> MaskMap {
+        MaskMap { side, levels: nam::to_gray(&nam::fit_map(mask, size, side)) }
+    }
+
+    /// The mask drawn from the map at `size × size`, values in [0, 1].
+    pub fn mask(&self, size: usize) -> Vec<f32> {
+        let map: Vec<f32> = self.levels.iter().map(|&v| f32::from(v) / 255.0).collect();
+        nam::upsample_bilinear(&map, self.side, self.side, size, size)
+    }
+
+    pub fn encode(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(&self.levels)
+    }
+
+    pub fn decode(text: &str) -> Result<MaskMap, String> {
+        use base64::Engine as _;
+        let levels = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| format!("a mask map is not base64 ({e})"))?;
+        let side = (levels.len() as f64).sqrt().round() as usize;
+        if side == 0 || side * side != levels.len() || side > 256 {
+            return Err(format!("a mask map of {} values is not a square of at most 256×256", levels.len()));
+        }
+        Ok(MaskMap { side, levels })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,9 +221,54 @@ pub struct AnnotatePair {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnnotateImage {
-    pub view: String,
-    /// The soft mask (the page draws the heatmap), or a rendered heatmap.
-    pub mask: Option<String>,
+    /// The view (a thumbnail or a discover run's rendering), when the site has images.
+    pub view: Option<String>,
+    /// The soft mask as a map (the page draws the heatmap), or a rendered heatmap.
+    pub map: Option<String>,
     pub heatmap: Option<String>,
     pub attack: Option<String>,
+}
+
+/// What the upload page's worker sends back for one image: the prediction, the features
+/// behind it and the masks, computed by the engine in the worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub backend: String,
+    /// (class, name, probability), best first.
+    pub top5: Vec<(usize, String, f32)>,
+    /// The five features behind the top class: (feature, r·w).
+    pub features: Vec<(usize, f32)>,
+    /// The upsampled soft masks at the view's size, 8-bit: the union of the top features',
+    /// and each top feature's alone (in `features` order).
+    pub top_mask: Vec<u8>,
+    pub feature_masks: Vec<Vec<u8>>,
+    /// Masks of the given core and spurious features (those the site labels for the
+    /// predicted class), when there are any.
+    pub core_mask: Option<Vec<u8>>,
+    pub spurious_mask: Option<Vec<u8>>,
+    /// The view the model saw: `side × side` RGB, row-major.
+    pub view: Vec<u8>,
+    pub side: usize,
+    pub ms: f64,
+}
+
+/// Messages from the page to the worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// Load the site's model; `backend` is `auto`, `cpu` or `webgpu`.
+    Load { model: SiteModel, backend: String },
+    /// Analyse an image file (its bytes travel beside the message, unencoded), with the site's
+    /// labels: (class, core features, spurious features).
+    Analyse { name: String, labels: Vec<(usize, Vec<usize>, Vec<usize>)> },
+}
+
+/// Messages from the worker to the page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromWorker {
+    Ready,
+    Progress { done: u64, total: u64 },
+    Loaded { backend: String, from_cache: bool, load_ms: f64, description: String },
+    Failed(String),
+    Analysed(Analysis),
+    AnalysisFailed(String),
 }

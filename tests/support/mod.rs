@@ -332,3 +332,4 @@ pub fn formula_weights(config: &salient_engine::ResNetConfig, bn_stats: &Path) -
     }
     sd
 }
+pub mod release;

@@ -145,52 +145,7 @@ impl Masks {
             )));
         };
         let labels = crate::pipeline::load_annotations(ann, bounds)?;
-        let dict_path = dir.join(dataset::WORDNET_DICT_FILE);
-        let wnids = dataset::parse_wordnet_dict(&fsutil::shown(&dict_path), &fsutil::read_text(&dict_path)?)?;
-        let mut records = Vec::new();
-        for (&class, wnid) in &wnids {
-            let map_path = dir.join(wnid).join(dataset::NAMES_MAP_FILE);
-            if !map_path.exists() {
-                continue;
-            }
-            let text = fsutil::read_text(&map_path)?;
-            let mut reader = csv::Reader::from_reader(text.as_bytes());
-            let header: Vec<usize> = reader
-                .headers()
-                .map_err(|e| Error::Usage(format!("{}: {e}", map_path.display())))?
-                .iter()
-                .map(|h| h.trim().parse().map_err(|_| Error::Usage(format!("{}: header {h:?} is not a feature", map_path.display()))))
-                .collect::<Result<_>>()?;
-            let mut columns: Vec<Vec<String>> = vec![Vec::new(); header.len()];
-            for row in reader.records() {
-                let row = row.map_err(|e| Error::Usage(format!("{}: {e}", map_path.display())))?;
-                for (c, cell) in row.iter().enumerate().take(header.len()) {
-                    if !cell.trim().is_empty() {
-                        columns[c].push(cell.trim().to_owned());
-                    }
-                }
-            }
-            for (feature, names) in header.into_iter().zip(columns) {
-                let Some(label) = labels.label(class, feature) else { continue };
-                for (position, image) in names.into_iter().enumerate() {
-                    fsutil::check_name(&image).map_err(|m| Error::Usage(format!("{}: {m}", fsutil::shown(&map_path))))?;
-                    records.push(MaskRecord {
-                        class,
-                        wnid: wnid.clone(),
-                        feature,
-                        label,
-                        position,
-                        rank: None,
-                        source: format!("{wnid}/{image}.JPEG"),
-                        mask: dataset::mask_path(wnid, feature, &image, "JPEG"),
-                        image,
-                        activation: f32::NAN,
-                        sha256: String::new(),
-                    });
-                }
-            }
-        }
-        Ok(records)
+        Ok(dataset::release_records(dir, &labels)?)
     }
 }
 

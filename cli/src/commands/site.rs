@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageFormat};
 use rayon::prelude::*;
-use salient_engine::annotations::Label;
+use salient_engine::annotations::{Annotations, Bounds, Label};
 use salient_engine::attack::{AttackOptions, feature_attack};
 use salient_engine::dataset::{self, MaskRecord};
 use salient_engine::engine::{block_on, describe, to_images};
-use salient_engine::site::{
-    ANNOTATE, AnnotateImage, AnnotateIndex, AnnotatePair, ClassPage, FeaturePage, INDEX, SiteClass, SiteImage, SiteIndex, SiteModel,
-    SiteNotes,
-};
 use salient_engine::preprocess::View;
+use salient_engine::site::{
+    ANNOTATE, AnnotateImage, AnnotateIndex, AnnotatePair, ClassPage, FeaturePage, INDEX, LabelSource, MaskMap, SCHEMA, SiteChunk,
+    SiteClass, SiteImage, SiteIndex, SiteModel, SiteNotes,
+};
 use salient_engine::{Engine, ResNetConfig, StateDict, checkpoint, decode, fsutil, imagenet};
 
 use crate::error::{Error, Result};
@@ -24,20 +24,39 @@ use crate::progress;
 
 /// Write a static site for the web explorer: browse a dataset's masks, run the model in the browser.
 ///
+/// DATASET is a `salient build` output or the paper's released Salient ImageNet
+/// (`wordnet_dict.py`, `<wnid>/image_names_map.csv`, JPEG masks; its labels from --annotations).
 /// The site is self-contained and uses relative links only, so any static host serves it, under
-/// any sub-path (GitHub Pages project sites included): the app (wasm bundle, from --app), the
-/// class list and one JSON file per class, the images the model saw as JPEG thumbnails, the
-/// soft masks as PNG, feature-attack images, the annotation pairs, and — with --weights — the
-/// model as f16 safetensors in chunks for in-browser inference.
+/// any sub-path (GitHub Pages project sites included): the app, the class list and one JSON
+/// file per class holding every mask as its 7×7 map (the browser draws it), the images as small
+/// JPEG thumbnails — or none, with --images left out: a masks-only site, whose visitors point
+/// the page at their own copy of the images — feature-attack images, the annotation pairs, and
+/// with --weights the model as f16 safetensors in chunks for in-browser inference.
 #[derive(clap::Args, Debug)]
 pub struct SiteArgs {
-    /// A `salient build` output.
+    /// A `salient build` output, or the paper's released dataset.
     #[arg(long, value_name = "DATASET")]
     dataset: PathBuf,
 
-    /// The images the dataset was built from (ImageNet layout).
+    /// The labels: the paper's MTurk CSV (votes, confidence and reasons are shown on feature
+    /// pages) or Salient's CSV. Required for the paper's release; for a build, replaces the
+    /// labels of its index.
+    #[arg(long, value_name = "CSV")]
+    annotations: Option<PathBuf>,
+
+    /// The images the dataset was built from (ImageNet layout): shipped as thumbnails. Without
+    /// it the site is masks-only (for images that may not be redistributed, such as ImageNet's).
     #[arg(long, value_name = "ROOT")]
-    images: PathBuf,
+    images: Option<PathBuf>,
+
+    /// Side of the thumbnails, in pixels (the model's view is scaled down to it). The defaults
+    /// keep the full dataset, every mask with its own image, under 1 GB.
+    #[arg(long, default_value_t = 112, value_name = "PX", value_parser = clap::value_parser!(u32).range(32..=512))]
+    thumb_size: u32,
+
+    /// JPEG quality of the thumbnails (1–100).
+    #[arg(long, default_value_t = 60, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
+    thumb_quality: u8,
 
     /// Weights for the upload page and for feature-attack images (otherwise neither).
     #[arg(long, short = 'w', value_name = "FILE")]
@@ -47,9 +66,9 @@ pub struct SiteArgs {
     #[arg(long, value_name = "RUN")]
     run: Option<PathBuf>,
 
-    /// The built web app (trunk's dist/).
-    #[arg(long, value_name = "DIR", env = "SALIENT_APP_DIR", default_value = "dist")]
-    app: PathBuf,
+    /// The built web app (trunk's dist/); found beside an installed binary when not given.
+    #[arg(long, value_name = "DIR", env = "SALIENT_APP_DIR")]
+    app: Option<PathBuf>,
 
     /// Feature-attack steps for each feature's top image, when --weights is given and --run has none.
     #[arg(long, default_value_t = 100, value_name = "N")]
@@ -73,24 +92,58 @@ pub struct SiteArgs {
     out: PathBuf,
 }
 
+/// The full Salient ImageNet: 1000 classes × 5 features × 65 images.
+const FULL_DATASET_MASKS: u64 = 1000 * 5 * 65;
+
+/// The side of the maps masks are stored as (the method's `layer4` maps are 7×7), and the finer
+/// one used for a mask that is not the upsampling of a 7×7 map.
+const MAP_SIDE: usize = 7;
+const FINE_MAP_SIDE: usize = 28;
+
+/// The root-mean-square difference, in gray levels, above which a mask is not taken for an
+/// upsampled 7×7 map (JPEG masks of such maps stay within about 1.5).
+const MAP_TOLERANCE: f32 = 4.0;
+
 pub fn run(args: SiteArgs) -> Result<()> {
-    if !args.app.join("index.html").exists() {
-        return Err(Error::Usage(format!(
-            "{}: no web app there (index.html missing): build it with `make site` or `trunk build --release`, or pass --app",
-            args.app.display()
-        )));
-    }
+    let app = crate::app_dir::locate(args.app.as_deref())?;
     prepare_out(&args.out)?;
     let index_path = args.dataset.join(dataset::INDEX_FILE);
     let index_name = fsutil::shown(&index_path);
-    let records = dataset::parse_index(&index_name, &fsutil::read_text(&index_path)?)?;
-    if records.is_empty() {
-        return Err(Error::Usage(format!("{}: the dataset holds no masks", args.dataset.display())));
-    }
     let engine = match &args.weights {
         Some(w) => Some(ModelArgs { weights: Some(w.clone()), backend: salient_engine::Backend::Flex }.engine()?),
         None => None,
     };
+    let bounds = Bounds { classes: engine.as_ref().map_or(1000, |e| e.config.num_classes), features: usize::MAX };
+    let annotations = match &args.annotations {
+        Some(p) => Some(crate::pipeline::load_annotations(p, bounds)?),
+        None => None,
+    };
+    let mut records = if index_path.exists() {
+        dataset::parse_index(&index_name, &fsutil::read_text(&index_path)?)?
+    } else {
+        let Some(labels) = &annotations else {
+            return Err(Error::Usage(format!(
+                "{} has no {}: for the paper's release, give its labels with --annotations (discover_spurious_features.csv)",
+                args.dataset.display(),
+                dataset::INDEX_FILE
+            )));
+        };
+        dataset::release_records(&args.dataset, labels)?
+    };
+    if let Some(labels) = &annotations {
+        // The given labels replace the index's; pairs they do not label are left out.
+        records.retain_mut(|r| match labels.pairs.iter().find(|p| p.class == r.class && p.feature == r.feature) {
+            Some(p) => {
+                r.label = p.label;
+                r.rank = p.rank.or(r.rank);
+                true
+            }
+            None => false,
+        });
+    }
+    if records.is_empty() {
+        return Err(Error::Usage(format!("{}: the dataset holds no labelled masks", args.dataset.display())));
+    }
     // The view the masks were made on: the dataset's (ImageNet's for the paper's release).
     let view = match crate::pipeline::manifest::Manifest::read(&args.dataset) {
         Ok(m) => m.params.get("view").and_then(|v| v.as_str()).and_then(View::from_text).unwrap_or(View::IMAGENET),
@@ -104,6 +157,7 @@ pub fn run(args: SiteArgs) -> Result<()> {
             view.crop, view.crop, e.view.crop, e.view.crop
         )));
     }
+    let labels = label_source(args.annotations.as_deref(), annotations.as_ref());
     let notes: SiteNotes = match &args.notes {
         Some(p) => {
             let text = fsutil::read_text(p)?;
@@ -115,7 +169,8 @@ pub fn run(args: SiteArgs) -> Result<()> {
         Some(dir) => Some(fsutil::Root::new(dir)?),
         None => None,
     };
-    let (images_root, dataset_root) = (fsutil::Root::new(&args.images)?, fsutil::Root::new(&args.dataset)?);
+    let images_root = args.images.as_deref().map(fsutil::Root::new).transpose()?;
+    let dataset_root = fsutil::Root::new(&args.dataset)?;
     let truth = |r: &MaskRecord| -> Result<Option<String>> {
         let Some(overlay) = notes.images.get(&r.source) else { return Ok(None) };
         let rel = format!("data/truth/{}/{}.png", r.wnid, r.image);
@@ -131,7 +186,7 @@ pub fn run(args: SiteArgs) -> Result<()> {
         None => imagenet::index_of(wnid).map_or_else(|| wnid.to_owned(), |i| imagenet::class_name(1000, i)),
     };
 
-    // Thumbnails: the 224×224 view of every image, once.
+    // Thumbnails: the view of every image, once, scaled to the thumbnail size.
     let mut sources: BTreeMap<&str, &MaskRecord> = BTreeMap::new();
     for r in &records {
         sources.entry(&r.source).or_insert(r);
@@ -149,29 +204,55 @@ pub fn run(args: SiteArgs) -> Result<()> {
             )));
         }
     }
-    let bar = progress::bar(sources.len() as u64, "thumbnails", false);
-    let thumbs: BTreeMap<String, Result<String>> = sources
+    let thumbs: BTreeMap<String, Result<String>> = match &images_root {
+        Some(images_root) => {
+            let bar = progress::bar(sources.len() as u64, "thumbnails", false);
+            let done = sources
+                .par_iter()
+                .map(|(source, r)| {
+                    let rel = format!("data/thumbs/{}/{}.jpg", r.wnid, r.image);
+                    let done = images_root
+                        .join(source, &index_name)
+                        .and_then(|path| decode::load_image(&path))
+                        .map_err(Error::from)
+                        .and_then(|img| thumbnail(&view.apply(&img), args.thumb_size, args.thumb_quality))
+                        .and_then(|bytes| write(&args.out.join(&rel), &bytes))
+                        .map(|()| rel);
+                    bar.inc(1);
+                    (source.to_string(), done)
+                })
+                .collect();
+            bar.finish_and_clear();
+            done
+        }
+        None => BTreeMap::new(),
+    };
+    let thumb = |source: &str| -> Result<Option<String>> {
+        match thumbs.get(source) {
+            None => Ok(None),
+            Some(Ok(rel)) => Ok(Some(rel.clone())),
+            Some(Err(e)) => Err(Error::Usage(format!("{source}: {e}"))),
+        }
+    };
+
+    // Every mask as its map, read and fitted in parallel.
+    let bar = progress::bar(records.len() as u64, "masks", false);
+    let maps: Vec<Result<(MaskMap, f32)>> = records
         .par_iter()
-        .map(|(source, r)| {
-            let rel = format!("data/thumbs/{}/{}.jpg", r.wnid, r.image);
-            let done = images_root
-                .join(source, &index_name)
-                .and_then(|path| decode::load_image(&path))
-                .map_err(Error::from)
-                .and_then(|img| encode(&DynamicImage::ImageRgb8(view.apply(&img)), ImageFormat::Jpeg))
-                .and_then(|bytes| write(&args.out.join(&rel), &bytes))
-                .map(|()| rel);
+        .map(|r| {
+            let fitted = mask_map(&dataset_root, &r.mask, &index_name);
             bar.inc(1);
-            (source.to_string(), done)
+            fitted
         })
         .collect();
     bar.finish_and_clear();
-    let thumb = |source: &str| -> Result<String> {
-        match &thumbs[source] {
-            Ok(rel) => Ok(rel.clone()),
-            Err(e) => Err(Error::Usage(format!("{source}: {e}"))),
-        }
-    };
+    let mut fit = FitStats::default();
+    let mut map_of: BTreeMap<(usize, usize, &str), String> = BTreeMap::new();
+    for (r, m) in records.iter().zip(maps) {
+        let (map, rms) = m?;
+        fit.add(map.side, rms);
+        map_of.insert((r.class, r.feature, &r.image), map.encode());
+    }
 
     // Class pages: features, their images and masks, attack images.
     // class → (WordNet id, its features: (feature, label, records)).
@@ -184,23 +265,31 @@ pub fn run(args: SiteArgs) -> Result<()> {
             None => feats.push((r.feature, r.label, vec![r])),
         }
     }
+    let provenance = |class: usize, feature: usize| {
+        annotations.as_ref().and_then(|a| a.pairs.iter().find(|p| p.class == class && p.feature == feature)).map(|p| (p.votes, p.answers.clone()))
+    };
     let mut classes = Vec::new();
     let mut annotate = Vec::new();
     let bar = progress::bar(by_class.values().map(|(_, f)| f.len()).sum::<usize>() as u64, "features", false);
     for (&class, (wnid, feats)) in &by_class {
         let name = class_name(class, wnid);
         let mut page = ClassPage { class, wnid: wnid.clone(), name: name.clone(), features: Vec::new(), note: notes.classes.get(&class).cloned() };
-        // Discover's rank when the annotations carried it, else the order of the index.
+        // The labels' rank when they carry it, else the order of the index.
         let mut feats: Vec<_> = feats.iter().enumerate().map(|(i, f)| (f.2[0].rank.unwrap_or(i + 1), f)).collect();
         feats.sort_by_key(|(rank, _)| *rank);
         for (rank, (feature, label, imgs)) in feats {
             let mut images = Vec::new();
             for r in imgs {
-                let mask = format!("data/masks/{}", r.mask);
-                write(&args.out.join(&mask), &dataset_root.read(&r.mask, &index_name, decode::MAX_FILE_BYTES)?)?;
-                images.push(SiteImage { image: r.image.clone(), activation: r.activation, thumb: thumb(&r.source)?, mask, truth: truth(r)? });
+                images.push(SiteImage {
+                    image: r.image.clone(),
+                    activation: r.activation.is_finite().then_some(r.activation),
+                    source: r.source.clone(),
+                    thumb: thumb(&r.source)?,
+                    map: map_of[&(r.class, r.feature, r.image.as_str())].clone(),
+                    truth: truth(r)?,
+                });
             }
-            let attack = attack_image(&args, &images_root, engine.as_ref(), class, *feature, imgs[0])?;
+            let attack = attack_image(&args, images_root.as_ref(), engine.as_ref(), class, *feature, imgs[0])?;
             annotate.push(AnnotatePair {
                 class,
                 wnid: wnid.clone(),
@@ -214,14 +303,15 @@ pub fn run(args: SiteArgs) -> Result<()> {
                     .enumerate()
                     .map(|(k, i)| AnnotateImage {
                         view: i.thumb.clone(),
-                        mask: Some(i.mask.clone()),
+                        map: Some(i.map.clone()),
                         heatmap: None,
                         attack: if k == 0 { attack.clone() } else { None },
                     })
                     .collect(),
             });
             let note = notes.features.get(&format!("{class}/{feature}")).cloned();
-            page.features.push(FeaturePage { feature: *feature, label: *label, rank, attack, images, note });
+            let (votes, answers) = provenance(class, *feature).unwrap_or_default();
+            page.features.push(FeaturePage { feature: *feature, label: *label, rank, votes, answers, attack, images, note });
             bar.inc(1);
         }
         let of = |l: Label| page.features.iter().filter(|f| f.label == l).map(|f| f.feature).collect();
@@ -231,7 +321,7 @@ pub fn run(args: SiteArgs) -> Result<()> {
             name,
             core: of(Label::Core),
             spurious: of(Label::Spurious),
-            thumb: page.features.first().and_then(|f| f.images.first()).map(|i| i.thumb.clone()),
+            thumb: page.features.first().and_then(|f| f.images.first()).and_then(|i| i.thumb.clone()),
             note: page.note.clone(),
         });
         write(&args.out.join(salient_engine::site::class_page(class)), json(&page).as_bytes())?;
@@ -246,36 +336,138 @@ pub fn run(args: SiteArgs) -> Result<()> {
         (Some(w), Some(e)) => Some(write_model(w, e, &args)?),
         _ => None,
     };
-    let class_names = match &engine {
-        Some(e) => e.class_names.clone(),
-        None => (0..=by_class.keys().max().copied().unwrap_or(0))
-            .map(|c| by_class.get(&c).map_or_else(|| format!("class {c}"), |(w, _)| class_name(c, w)))
-            .collect(),
-    };
     let index = SiteIndex {
+        schema: SCHEMA,
         title: args.title.clone(),
-        class_names,
         classes,
         model,
         images: sources.len(),
+        masks: records.len(),
+        labels,
+        thumbs: images_root.is_some(),
+        view: view.to_text(),
         annotate: true,
         generator: format!("salient {}", env!("CARGO_PKG_VERSION")),
     };
     write(&args.out.join(INDEX), json(&index).as_bytes())?;
-    copy_app(&args.app, &args.out)?;
+    copy_app(&app, &args.out)?;
+    report(&args, &index, &fit);
+    Ok(())
+}
 
-    let images_bytes = dir_bytes(&args.out.join("data/thumbs")) + dir_bytes(&args.out.join("data/masks"));
+/// Where the labels come from, for the page.
+fn label_source(path: Option<&Path>, annotations: Option<&Annotations>) -> LabelSource {
+    let file = path.and_then(Path::file_name).map(|n| fsutil::escape(&n.to_string_lossy())).unwrap_or_else(|| dataset::INDEX_FILE.to_owned());
+    match annotations {
+        Some(a) if a.pairs.iter().any(|p| !p.answers.is_empty()) => LabelSource {
+            kind: "mturk".into(),
+            file,
+            description: "The paper's Mechanical Turk study: five workers judged each feature from its top images, heatmaps and \
+                          feature attack; spurious when at least three said the focus is a separate object or the background."
+                .into(),
+        },
+        Some(_) => LabelSource {
+            kind: "csv".into(),
+            file,
+            description: "Labels from a Salient CSV (written by the explorer's annotation page or by `salient labels`).".into(),
+        },
+        None => LabelSource {
+            kind: "index".into(),
+            file,
+            description: "The labels `salient build` recorded in the dataset's index, from the annotations it was given.".into(),
+        },
+    }
+}
+
+/// A mask file as its map, and how far (RMS, gray levels) the map's upsampling is from it: a
+/// 7×7 map when the mask is one upsampled, else a finer one.
+fn mask_map(root: &fsutil::Root, rel: &str, index_name: &str) -> Result<(MaskMap, f32)> {
+    let path = root.join(rel, index_name)?;
+    let img = decode::load_image(&path)?;
+    let (w, h) = img.dimensions();
+    if w != h || w < FINE_MAP_SIDE as u32 {
+        return Err(Error::Usage(format!("{}: a mask must be square and at least {FINE_MAP_SIDE} pixels wide (it is {w}×{h})", fsutil::shown(&path))));
+    }
+    let size = w as usize;
+    let mask: Vec<f32> = img.pixels().map(|p| f32::from(p.0[0]) / 255.0).collect();
+    let rms = |m: &MaskMap| {
+        let drawn = m.mask(size);
+        (drawn.iter().zip(&mask).map(|(a, b)| ((a - b) * 255.0).powi(2)).sum::<f32>() / mask.len() as f32).sqrt()
+    };
+    let coarse = MaskMap::fit(&mask, size, MAP_SIDE);
+    let e = rms(&coarse);
+    if e <= MAP_TOLERANCE {
+        return Ok((coarse, e));
+    }
+    let fine = MaskMap::fit(&mask, size, FINE_MAP_SIDE);
+    let e = rms(&fine);
+    Ok((fine, e))
+}
+
+/// How well the masks are stored as maps.
+#[derive(Default)]
+struct FitStats {
+    coarse: usize,
+    fine: usize,
+    sum_rms: f64,
+    max_rms: f32,
+}
+
+impl FitStats {
+    fn add(&mut self, side: usize, rms: f32) {
+        if side == MAP_SIDE { self.coarse += 1 } else { self.fine += 1 }
+        self.sum_rms += f64::from(rms);
+        self.max_rms = self.max_rms.max(rms);
+    }
+}
+
+/// Sizes: the site, per class and per mask, and what the full dataset would take.
+fn report(args: &SiteArgs, index: &SiteIndex, fit: &FitStats) {
     let total = dir_bytes(&args.out);
+    let (classes, thumbs) = (dir_bytes(&args.out.join("data/classes")), dir_bytes(&args.out.join("data/thumbs")));
+    let fixed = total - classes - thumbs - dir_bytes(&args.out.join("data/attacks")) - dir_bytes(&args.out.join("data/truth"));
+    let masks = index.masks.max(1) as f64;
+    // Every mask of the full dataset with a class page share and, in a thumbnail site, its own image.
+    let per_mask = classes as f64 / masks + thumbs as f64 / index.images.max(1) as f64;
+    let full = fixed as f64 + per_mask * FULL_DATASET_MASKS as f64;
     println!(
-        "site written to {}: {:.1} MB in all; {} images with {} masks take {:.1} MB, {:.1} MB per 1000 images",
+        "site written to {}: {:.1} MB in all, {} classes, {} masks over {} images ({}); {:.1} kB per class",
         args.out.display(),
         total as f64 / 1e6,
-        sources.len(),
-        records.len(),
-        images_bytes as f64 / 1e6,
-        images_bytes as f64 / 1e6 / sources.len() as f64 * 1000.0
+        index.classes.len(),
+        index.masks,
+        index.images,
+        if index.thumbs { format!("thumbnails {:.1} MB", thumbs as f64 / 1e6) } else { "masks only".into() },
+        (classes + thumbs) as f64 / 1e3 / index.classes.len().max(1) as f64,
     );
-    Ok(())
+    println!(
+        "masks stored as maps: {} at 7×7, {} at {FINE_MAP_SIDE}×{FINE_MAP_SIDE}; drawn back they differ from the files by {:.2} gray levels RMS on average, {:.2} at most",
+        fit.coarse,
+        fit.fine,
+        fit.sum_rms / masks,
+        fit.max_rms
+    );
+    println!(
+        "projected for the full Salient ImageNet (1000 classes × 5 features × 65 images, {} each): {:.0} MB",
+        if index.thumbs { "every image its own thumbnail" } else { "masks only" },
+        full / 1e6
+    );
+}
+
+/// The view scaled to `size` (Pillow-exact bilinear) as a JPEG of the given quality.
+fn thumbnail(view: &image::RgbImage, size: u32, quality: u8) -> Result<Vec<u8>> {
+    let (w, h) = (view.width() as usize, view.height() as usize);
+    let small = if view.width() == size {
+        view.clone()
+    } else {
+        let pixels = salient_engine::resample::resize_bilinear(view.as_raw(), w, h, 3, size as usize, size as usize);
+        image::RgbImage::from_raw(size, size, pixels).expect("the resize gives size × size pixels")
+    };
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, quality)
+        .encode_image(&small)
+        .map_err(|e| Error::Usage(format!("cannot encode a thumbnail: {e}")))?;
+    Ok(bytes)
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -308,7 +500,7 @@ fn prepare_out(out: &Path) -> Result<()> {
 /// the pair's top image when weights are given.
 fn attack_image(
     args: &SiteArgs,
-    images: &fsutil::Root,
+    images: Option<&fsutil::Root>,
     engine: Option<&Engine>,
     class: usize,
     feature: usize,
@@ -323,7 +515,7 @@ fn attack_image(
             return Ok(Some(rel));
         }
     }
-    let Some(engine) = engine.filter(|_| args.attack_steps > 0) else { return Ok(None) };
+    let (Some(engine), Some(images)) = (engine.filter(|_| args.attack_steps > 0), images) else { return Ok(None) };
     let source = images.join(&top.source, dataset::INDEX_FILE)?;
     let view = engine.view.apply(&decode::load_image(&source)?);
     let options = AttackOptions { steps: args.attack_steps, step_size: 10.0 };
@@ -355,8 +547,8 @@ fn run_pairs(run: &Path, out: &Path) -> Result<Vec<AnnotatePair>> {
                 .flatten()
                 .map(|s| {
                     Ok(AnnotateImage {
-                        view: copy(s["view"].as_str().unwrap_or_default())?,
-                        mask: None,
+                        view: Some(copy(s["view"].as_str().unwrap_or_default())?),
+                        map: None,
                         heatmap: Some(copy(s["heatmap"].as_str().unwrap_or_default())?),
                         attack: s["attack"].as_str().map(copy).transpose()?,
                     })
@@ -388,11 +580,17 @@ fn write_model(weights: &Path, engine: &Engine, args: &SiteArgs) -> Result<SiteM
     let chunk = args.chunk_mib.max(1) << 20;
     let mut chunks = Vec::new();
     for (i, part) in bytes.chunks(chunk).enumerate() {
-        let rel = format!("data/model/model.safetensors.{i:03}");
-        write(&args.out.join(&rel), part)?;
-        chunks.push(rel);
+        let path = format!("data/model/model.safetensors.{i:03}");
+        write(&args.out.join(&path), part)?;
+        chunks.push(SiteChunk { path, bytes: part.len() as u64, sha256: bytes_sha256(part) });
     }
-    Ok(SiteModel { description: describe(&config), chunks, bytes: bytes.len() as u64, sha256: bytes_sha256(&bytes) })
+    Ok(SiteModel {
+        description: describe(&config),
+        classes: config.num_classes,
+        chunks,
+        bytes: bytes.len() as u64,
+        sha256: bytes_sha256(&bytes),
+    })
 }
 
 /// The app bundle's files, at the site's root.
