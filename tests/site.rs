@@ -65,9 +65,9 @@ fn the_papers_release_becomes_a_masks_only_site_with_its_votes_and_reasons() {
     assert_eq!(spurious.answers[0].reasons, "worker 0 on 1000: the focus, \"clearly\", is here");
     assert_eq!(spurious.answers[0].confidence, Some(3.0));
     for (k, image) in spurious.images.iter().enumerate() {
-        assert_eq!(image.thumb, None);
         assert_eq!(image.activation, None, "the release lists no activations");
-        assert_eq!(image.source, format!("n01440764/{}.JPEG", image.image));
+        assert_eq!(image.source, None, "ImageNet's own path is implied");
+        assert_eq!(image.source("n01440764"), format!("n01440764/{}.JPEG", image.image));
         // The stored map draws back the mask the paper's way: within JPEG's noise of the file,
         // and within a gray level of the map it was made from.
         let map = MaskMap::decode(&image.map).unwrap();
@@ -117,7 +117,7 @@ fn a_build_becomes_a_site_with_thumbnails_and_7x7_maps() {
     let page: ClassPage = read(&root.join("site/data/classes/0.json"));
     for f in &page.features {
         for i in &f.images {
-            let thumb = image::open(root.join("site").join(i.thumb.as_ref().unwrap())).unwrap();
+            let thumb = image::open(root.join("site").join(salient_engine::site::thumb_path(&page.wnid, &i.image))).unwrap();
             assert_eq!((thumb.width(), thumb.height()), (112, 112));
             // The build's own PNG mask, drawn back from the stored map: within a gray level or two.
             let png = image::open(root.join("ds").join(format!("{}/feature_{}/{}.png", page.wnid, f.feature, i.image))).unwrap().to_luma8();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 use salient_engine::annotations::{Label, Votes};
-use salient_engine::site::{ClassPage, FeaturePage, LabelSource, SiteImage, SiteIndex};
+use salient_engine::site::{ClassPage, FeaturePage, LabelSource, SiteImage, SiteIndex, thumb_path};
 
 use crate::data;
 use crate::heatmap::{ColourBar, MaskCanvas, Style};
@@ -146,11 +146,16 @@ fn with_class_page<V: IntoView + 'static>(class: usize, inner: impl Fn(Rc<ClassP
     }
 }
 
+/// The image's thumbnail, in a thumbnail site.
+fn thumb(site: &SiteIndex, wnid: &str, i: &SiteImage) -> Option<String> {
+    site.thumbs.then(|| thumb_path(wnid, &i.image))
+}
+
 /// The image of a site image with its mask as a heat layer.
-fn overlay(site: &SiteIndex, i: &SiteImage, opacity: Signal<f64>, big: bool) -> impl IntoView + use<> {
+fn overlay(site: &SiteIndex, wnid: &str, i: &SiteImage, opacity: Signal<f64>, big: bool) -> impl IntoView + use<> {
     view! {
         <div class="stack" class:big=big>
-            <DatasetImage thumb=i.thumb.clone() source=i.source.clone() view_text=Arc::from(site.view.as_str()) big=big />
+            <DatasetImage thumb=thumb(site, wnid, i) source=i.source(wnid) view_text=Arc::from(site.view.as_str()) big=big />
             <MaskCanvas map=i.map.clone() opacity=opacity />
         </div>
     }
@@ -171,15 +176,15 @@ pub fn ClassView(site: Arc<SiteIndex>, class: usize) -> impl IntoView {
                 {(!site.thumbs).then(|| view! { <ImageSourcePicker /> })}
                 <ColourBar />
                 <ul class="feature-grid">
-                    {page.features.iter().map(|f| feature_card(&site, page.class, f)).collect_view()}
+                    {page.features.iter().map(|f| feature_card(&site, page.class, &page.wnid, f)).collect_view()}
                 </ul>
             </section>
         }
     })
 }
 
-fn feature_card(site: &SiteIndex, class: usize, f: &FeaturePage) -> impl IntoView + use<> {
-    let first = f.images.first().map(|i| overlay(site, i, Signal::from(0.6), false));
+fn feature_card(site: &SiteIndex, class: usize, wnid: &str, f: &FeaturePage) -> impl IntoView + use<> {
+    let first = f.images.first().map(|i| overlay(site, wnid, i, Signal::from(0.6), false));
     let badge = label_badge(f.label, f.votes, &site.labels);
     let (feature, rank, count) = (f.feature, f.rank, f.images.len());
     view! {
@@ -290,7 +295,8 @@ pub fn FeatureView(site: Arc<SiteIndex>, class: usize, feature: usize) -> impl I
                         let href = Route::Image(class, feature, i.image.clone()).href();
                         let caption = format!("{}{}", i.image, activation(&i));
                         let (i2, site2) = (i.clone(), site.clone());
-                        let (thumb, source, view_text) = (i.thumb.clone(), i.source.clone(), Arc::<str>::from(site.view.as_str()));
+                        let (thumb, source, view_text) = (thumb(&site, &page.wnid, &i), i.source(&page.wnid), Arc::<str>::from(site.view.as_str()));
+                        let wnid = page.wnid.clone();
                         let image2 = move || view! { <DatasetImage thumb=thumb.clone() source=source.clone() view_text=view_text.clone() /> };
                         view! {
                             <li class="card image-card">
@@ -304,12 +310,12 @@ pub fn FeatureView(site: Arc<SiteIndex>, class: usize, feature: usize) -> impl I
                                                 {i2.truth.clone().map(|t| view! { <img class="truth" src=t alt="ground truth" /> })}
                                             </div>
                                         }.into_any(),
-                                        ViewMode::Overlay => overlay(&site2, &i2, opacity.into(), false).into_any(),
+                                        ViewMode::Overlay => overlay(&site2, &wnid, &i2, opacity.into(), false).into_any(),
                                         ViewMode::SideBySide => view! {
                                             <div class="triple">
                                                 {image2()}
                                                 <MaskCanvas map=i2.map.clone() opacity=1.0 style=Style::Gray />
-                                                {overlay(&site2, &i2, Signal::from(0.7), false)}
+                                                {overlay(&site2, &wnid, &i2, Signal::from(0.7), false)}
                                             </div>
                                         }.into_any(),
                                     }}
@@ -366,12 +372,12 @@ pub fn ImageView(site: Arc<SiteIndex>, class: usize, feature: usize, image: Stri
                 </div>
                 <ColourBar />
                 <div class="large">
-                    <figure>{overlay(&site, &i, opacity.into(), true)}<figcaption>"The image with the feature's heatmap"</figcaption></figure>
+                    <figure>{overlay(&site, &page.wnid, &i, opacity.into(), true)}<figcaption>"The image with the feature's heatmap"</figcaption></figure>
                     <figure><div class="big"><MaskCanvas map=i.map.clone() opacity=1.0 style=Style::Gray /></div><figcaption>"The soft mask (white: 1)"</figcaption></figure>
                     {i.truth.clone().map(|t| view! {
                         <figure>
                             <div class="stack big">
-                                <DatasetImage thumb=i.thumb.clone() source=i.source.clone() view_text=Arc::from(site.view.as_str()) big=true />
+                                <DatasetImage thumb=thumb(&site, &page.wnid, &i) source=i.source(&page.wnid) view_text=Arc::from(site.view.as_str()) big=true />
                                 <img class="truth" src=t alt="ground truth" />
                             </div>
                             <figcaption>"Ground truth: the object in green, planted cues in magenta"</figcaption>

@@ -31,6 +31,11 @@ pub fn class_page(class: usize) -> String {
 
 pub const ANNOTATE: &str = "data/annotate.json";
 
+/// An image's thumbnail in a thumbnail site: the view the model saw, scaled down (JPEG).
+pub fn thumb_path(wnid: &str, image: &str) -> String {
+    format!("data/thumbs/{wnid}/{image}.jpg")
+}
+
 /// What `salient site --notes` adds to a site: text about classes and features, and ground-truth
 /// overlays of images (the synthetic benchmark writes one).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -152,16 +157,23 @@ pub struct SiteImage {
     pub image: String,
     /// r_j(x), when known (the paper's release does not list it).
     pub activation: Option<f32>,
-    /// The image file relative to an ImageNet-layout root (`<wnid>/<name>.JPEG`): how a
-    /// masks-only site finds it in the visitor's copy.
-    pub source: String,
-    /// The 224×224 view the model saw (JPEG thumbnail), in thumbnail sites.
-    pub thumb: Option<String>,
+    /// The image file relative to an ImageNet-layout root, when it is not ImageNet's
+    /// `<wnid>/<image>.JPEG` ([`SiteImage::source`]): how a masks-only site finds it in the
+    /// visitor's copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// The soft mask as its low-resolution map ([`MaskMap`], base64).
     pub map: String,
     /// Ground-truth regions over the view (RGBA PNG), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truth: Option<String>,
+}
+
+impl SiteImage {
+    /// The image file relative to an ImageNet-layout root.
+    pub fn source(&self, wnid: &str) -> String {
+        self.source.clone().unwrap_or_else(|| format!("{wnid}/{}.JPEG", self.image))
+    }
 }
 
 /// A soft mask stored as the `side × side` map it is the bilinear upsampling of (7×7 for the

@@ -12,7 +12,7 @@ use salient_engine::engine::{block_on, describe, to_images};
 use salient_engine::preprocess::View;
 use salient_engine::site::{
     ANNOTATE, AnnotateImage, AnnotateIndex, AnnotatePair, ClassPage, FeaturePage, INDEX, LabelSource, MaskMap, SCHEMA, SiteChunk,
-    SiteClass, SiteImage, SiteIndex, SiteModel, SiteNotes,
+    SiteClass, SiteImage, SiteIndex, SiteModel, SiteNotes, thumb_path,
 };
 use salient_engine::{Engine, ResNetConfig, StateDict, checkpoint, decode, fsutil, imagenet};
 
@@ -94,6 +94,7 @@ pub struct SiteArgs {
 
 /// The full Salient ImageNet: 1000 classes × 5 features × 65 images.
 const FULL_DATASET_MASKS: u64 = 1000 * 5 * 65;
+const FULL_DATASET_PAIRS: u64 = 1000 * 5;
 
 /// The side of the maps masks are stored as (the method's `layer4` maps are 7×7), and the finer
 /// one used for a mask that is not the upsampling of a 7×7 map.
@@ -210,7 +211,7 @@ pub fn run(args: SiteArgs) -> Result<()> {
             let done = sources
                 .par_iter()
                 .map(|(source, r)| {
-                    let rel = format!("data/thumbs/{}/{}.jpg", r.wnid, r.image);
+                    let rel = thumb_path(&r.wnid, &r.image);
                     let done = images_root
                         .join(source, &index_name)
                         .and_then(|path| decode::load_image(&path))
@@ -234,6 +235,10 @@ pub fn run(args: SiteArgs) -> Result<()> {
             Some(Err(e)) => Err(Error::Usage(format!("{source}: {e}"))),
         }
     };
+    // Every thumbnail is made (an image that fails is an error) before any page names one.
+    for source in thumbs.keys() {
+        thumb(source)?;
+    }
 
     // Every mask as its map, read and fitted in parallel.
     let bar = progress::bar(records.len() as u64, "masks", false);
@@ -282,9 +287,9 @@ pub fn run(args: SiteArgs) -> Result<()> {
             for r in imgs {
                 images.push(SiteImage {
                     image: r.image.clone(),
-                    activation: r.activation.is_finite().then_some(r.activation),
-                    source: r.source.clone(),
-                    thumb: thumb(&r.source)?,
+                    // Four decimals: the page shows three.
+                    activation: r.activation.is_finite().then(|| (r.activation * 1e4).round() / 1e4),
+                    source: (r.source != format!("{}/{}.JPEG", r.wnid, r.image)).then(|| r.source.clone()),
                     map: map_of[&(r.class, r.feature, r.image.as_str())].clone(),
                     truth: truth(r)?,
                 });
@@ -302,7 +307,7 @@ pub fn run(args: SiteArgs) -> Result<()> {
                     .take(5)
                     .enumerate()
                     .map(|(k, i)| AnnotateImage {
-                        view: i.thumb.clone(),
+                        view: images_root.is_some().then(|| thumb_path(wnid, &i.image)),
                         map: Some(i.map.clone()),
                         heatmap: None,
                         attack: if k == 0 { attack.clone() } else { None },
@@ -321,7 +326,7 @@ pub fn run(args: SiteArgs) -> Result<()> {
             name,
             core: of(Label::Core),
             spurious: of(Label::Spurious),
-            thumb: page.features.first().and_then(|f| f.images.first()).and_then(|i| i.thumb.clone()),
+            thumb: page.features.first().and_then(|f| f.images.first()).filter(|_| images_root.is_some()).map(|i| thumb_path(wnid, &i.image)),
             note: page.note.clone(),
         });
         write(&args.out.join(salient_engine::site::class_page(class)), json(&page).as_bytes())?;
@@ -424,12 +429,16 @@ impl FitStats {
 /// Sizes: the site, per class and per mask, and what the full dataset would take.
 fn report(args: &SiteArgs, index: &SiteIndex, fit: &FitStats) {
     let total = dir_bytes(&args.out);
-    let (classes, thumbs) = (dir_bytes(&args.out.join("data/classes")), dir_bytes(&args.out.join("data/thumbs")));
-    let fixed = total - classes - thumbs - dir_bytes(&args.out.join("data/attacks")) - dir_bytes(&args.out.join("data/truth"));
+    let size = |rel: &str| dir_bytes(&args.out.join(rel));
+    let (classes, thumbs, annotate) = (size("data/classes"), size("data/thumbs"), size(ANNOTATE));
+    let per_pair_files = size("data/attacks") + size("data/pairs") + annotate;
+    let fixed = total - classes - thumbs - per_pair_files - size("data/truth");
     let masks = index.masks.max(1) as f64;
-    // Every mask of the full dataset with a class page share and, in a thumbnail site, its own image.
+    let pairs = index.classes.iter().map(|c| c.core.len() + c.spurious.len()).sum::<usize>().max(1) as f64;
+    // Every mask of the full dataset with its share of a class page and, in a thumbnail site,
+    // its own image; every pair with its share of the annotation files and attack images.
     let per_mask = classes as f64 / masks + thumbs as f64 / index.images.max(1) as f64;
-    let full = fixed as f64 + per_mask * FULL_DATASET_MASKS as f64;
+    let full = fixed as f64 + per_mask * FULL_DATASET_MASKS as f64 + per_pair_files as f64 / pairs * FULL_DATASET_PAIRS as f64;
     println!(
         "site written to {}: {:.1} MB in all, {} classes, {} masks over {} images ({}); {:.1} kB per class",
         args.out.display(),
@@ -448,8 +457,8 @@ fn report(args: &SiteArgs, index: &SiteIndex, fit: &FitStats) {
         fit.max_rms
     );
     println!(
-        "projected for the full Salient ImageNet (1000 classes × 5 features × 65 images, {} each): {:.0} MB",
-        if index.thumbs { "every image its own thumbnail" } else { "masks only" },
+        "projected for the full Salient ImageNet (1000 classes × 5 features × 65 images, {}): {:.0} MB",
+        if index.thumbs { "each with its own thumbnail" } else { "masks only" },
         full / 1e6
     );
 }
