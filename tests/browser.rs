@@ -1,11 +1,15 @@
 //! The web explorer in real headless Chromium, on WebGPU and on the CPU: a site built by the
 //! CLI from a synthetic dataset, served on loopback under a sub-path, driven by
 //! `tests/browser/explorer.mjs`; the predictions and heatmaps it computes in the browser are
-//! compared with the native CLI's for the same image and weights.
+//! compared with the native CLI's for the same image and weights. Every page type is also
+//! checked with axe-core at desktop and phone sizes, for horizontal scrolling and the menu on a
+//! phone, titles, keyboard access, scroll restoration, and the engine loading only for uploads.
+//! `tests/browser/release.mjs` does the same for the paper's release as a masks-only site,
+//! served by `salient serve` on a throttled network.
 //!
-//! Needs Chromium, Node.js with `tests/browser/node_modules` and the app built into `dist/`, so
-//! it is `#[ignore]`d for a plain `cargo test`; `make test` provides all three and runs it, and
-//! fails if anything is missing.
+//! Needs Chromium, Node.js with `tests/browser/node_modules` and the app built into `dist/` (the
+//! release test also the paper's MTurk CSV), so they are `#[ignore]`d for a plain `cargo test`;
+//! `make test` provides them and runs them, and they fail if anything is missing.
 
 use std::path::{Path, PathBuf};
 
@@ -302,11 +306,8 @@ fn paper_release_site_in_chromium() {
     assert!(mb <= 1000.0, "the full dataset's masks-only site would take {mb} MB, over 1000 MB: {projected}");
 
     let site = root.join("site");
-    let pages: Vec<PathBuf> = std::fs::read_dir(site.join("data/classes"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
+    let pages: Vec<PathBuf> =
+        std::fs::read_dir(site.join("data/classes")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
     assert_eq!(pages.len(), 1000, "a class page per class");
     let class_bytes: u64 = pages.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
     let per_class = class_bytes / pages.len() as u64;

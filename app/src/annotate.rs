@@ -162,9 +162,9 @@ fn pair_page(pairs: Arc<Vec<AnnotatePair>>, index: usize) -> impl IntoView {
                 <button class="primary" on:click=export>"Export labels (CSV)"</button>
             </div>
             <div class="annotate-rows">
-                <h3>"Images where the feature fires most"</h3>
+                <h2>"Images where the feature fires most"</h2>
                 <div class="row">{pair.images.iter().map(|i| view(i.view.clone())).collect_view()}</div>
-                <h3>"Highlighted visual attributes (red: the feature is active)"</h3>
+                <h2>"Highlighted visual attributes (red: the feature is active)"</h2>
                 <div class="row">{pair.images.iter().map(|i| match (&i.heatmap, &i.map) {
                     (Some(h), _) => view! { <img class="thumb" src=h.clone() alt="" /> }.into_any(),
                     (None, Some(m)) => view! { <div class="stack">{view(i.view.clone())}<MaskCanvas map=m.clone() opacity=0.7 /></div> }.into_any(),
@@ -172,7 +172,7 @@ fn pair_page(pairs: Arc<Vec<AnnotatePair>>, index: usize) -> impl IntoView {
                 }).collect_view()}</div>
                 <ColourBar />
                 {pair.images.iter().any(|i| i.attack.is_some()).then(|| view! {
-                    <h3>"Amplified visual attributes (feature attack)"</h3>
+                    <h2>"Amplified visual attributes (feature attack)"</h2>
                     <div class="row">{pair.images.iter().filter_map(|i| i.attack.clone()).map(|a| view! { <img class="thumb" src=a alt="" /> }).collect_view()}</div>
                 })}
             </div>

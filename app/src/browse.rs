@@ -219,7 +219,7 @@ fn provenance(site: &SiteIndex, f: &FeaturePage) -> impl IntoView + use<> {
             <h2 id="why">"Why this label"</h2>
             <p class="muted">{format!("{} Source: {}.", source.description, source.file)}</p>
             {(!answers.is_empty()).then(|| view! {
-                <div class="table-wrap">
+                <div class="table-wrap" tabindex="0" role="region" aria-label="Each worker's answer">
                     <table>
                         <caption class="visually-hidden">"Each worker's answer"</caption>
                         <thead><tr><th scope="col">"Worker"</th><th scope="col">"Focus"</th><th scope="col">"Confidence"</th><th scope="col">"Reason"</th></tr></thead>
@@ -278,6 +278,7 @@ pub fn FeatureView(site: Arc<SiteIndex>, class: usize, feature: usize) -> impl I
                     <label class="slider" class:disabled=move || mode.get() != ViewMode::Overlay>
                         "Heatmap opacity "
                         <input type="range" min="0" max="1" step="0.05" prop:value=move || opacity.get().to_string()
+                            prop:disabled=move || mode.get() != ViewMode::Overlay
                             on:input:target=move |ev| set_opacity.set(ev.target().value().parse().unwrap_or(0.6)) />
                     </label>
                 </div>
@@ -300,7 +301,7 @@ pub fn FeatureView(site: Arc<SiteIndex>, class: usize, feature: usize) -> impl I
                         let image2 = move || view! { <DatasetImage thumb=thumb.clone() source=source.clone() view_text=view_text.clone() /> };
                         view! {
                             <li class="card image-card">
-                                <a href=href aria-label=format!("Image {}", caption)>
+                                <a href=href>
                                     {move || match mode.get() {
                                         ViewMode::Image => image2().into_any(),
                                         ViewMode::Mask => view! { <MaskCanvas map=i2.map.clone() opacity=1.0 style=Style::Gray /> }.into_any(),

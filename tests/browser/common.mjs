@@ -81,10 +81,11 @@ export async function axeCheck(page, check, where) {
     return r.violations.map((v) => ({
       id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length,
       target: (v.nodes[0]?.target ?? []).map((t) => (Array.isArray(t) ? t.join(' >>> ') : t)).join(' '),
+      html: (v.nodes[0]?.html ?? '').replace(/\s+/g, ' ').slice(0, 160),
       summary: v.nodes[0]?.failureSummary?.split('\n').slice(0, 2).join(' ') ?? '',
     }));
   });
-  const line = (v) => `${v.id} (${v.impact}): ${v.help} — first of ${v.nodes}: ${v.target} [${v.summary}]`;
+  const line = (v) => `${v.id} (${v.impact}): ${v.help} — first of ${v.nodes}: ${v.target} ${v.html} [${v.summary}]`;
   const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   for (const v of violations.filter((v) => !bad.includes(v))) console.log(`note axe on ${where}: ${line(v)}`);
   check(bad.length === 0, `axe: no serious or critical violation on ${where}${bad.map((v) => `\n    ${line(v)}`).join('')}`);
