@@ -37,7 +37,7 @@ pub fn ClassList(site: Arc<SiteIndex>) -> impl IntoView {
                 .collect();
             match sort.get() {
                 Sort::Index => list.sort_by_key(|c| c.class),
-                Sort::Name => list.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase())),
+                Sort::Name => list.sort_by_key(|c| c.name.to_lowercase()),
                 Sort::Spurious => list.sort_by_key(|c| (std::cmp::Reverse(c.spurious.len()), c.class)),
             }
             list

@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use salient_engine::annotations::Label;
 use salient_engine::decode::MAX_FILE_BYTES;
-use salient_engine::site::{Analysis, FromWorker, SiteIndex, SiteModel, ToWorker};
+use salient_engine::site::{Analysis, ClassLabels, FromWorker, SiteIndex, SiteModel, ToWorker};
 use serde::Serialize;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::Worker;
@@ -43,7 +43,7 @@ pub struct ModelHandle {
     worker: StoredValue<Option<Worker>, LocalStorage>,
     /// An upload waiting for the model: (name, bytes).
     pending: StoredValue<Option<(String, js_sys::Uint8Array)>, LocalStorage>,
-    labels: StoredValue<Vec<(usize, Vec<usize>, Vec<usize>)>>,
+    labels: StoredValue<ClassLabels>,
     result: RwSignal<Option<Result<Arc<Analysis>, String>>>,
     busy: RwSignal<bool>,
     started_at: StoredValue<f64>,
@@ -128,7 +128,7 @@ impl ModelHandle {
 
     fn finish(self, result: Result<Arc<Analysis>, String>) {
         if let Ok(a) = &result {
-            publish_for_tests(a, &self.labels.get_value(), now() - self.started_at.get_value());
+            publish_for_tests(a, now() - self.started_at.get_value());
         }
         self.result.set(Some(result));
         self.busy.set(false);
@@ -159,7 +159,7 @@ struct TestResult<'a> {
     upload_to_heatmap_ms: f64,
 }
 
-fn publish_for_tests(a: &Analysis, _labels: &[(usize, Vec<usize>, Vec<usize>)], ms: f64) {
+fn publish_for_tests(a: &Analysis, ms: f64) {
     let test = TestResult {
         backend: &a.backend,
         top5: a.top5.iter().map(|t| t.0).collect(),

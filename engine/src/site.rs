@@ -264,6 +264,9 @@ pub struct Analysis {
     pub ms: f64,
 }
 
+/// The site's labels as the worker needs them: (class, core features, spurious features).
+pub type ClassLabels = Vec<(usize, Vec<usize>, Vec<usize>)>;
+
 /// Messages from the page to the worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToWorker {
@@ -271,7 +274,7 @@ pub enum ToWorker {
     Load { model: SiteModel, backend: String },
     /// Analyse an image file (its bytes travel beside the message, unencoded), with the site's
     /// labels: (class, core features, spurious features).
-    Analyse { name: String, labels: Vec<(usize, Vec<usize>, Vec<usize>)> },
+    Analyse { name: String, labels: ClassLabels },
 }
 
 /// Messages from the worker to the page.

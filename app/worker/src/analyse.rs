@@ -5,12 +5,12 @@
 use salient_engine::decode::{self, MAX_FILE_BYTES};
 use salient_engine::importance::top_k;
 use salient_engine::nam;
-use salient_engine::site::Analysis;
+use salient_engine::site::{Analysis, ClassLabels};
 
 use crate::model::{Loaded, now};
 
 /// `labels`: the site's (class, core features, spurious features).
-pub async fn analyse(loaded: &Loaded, name: &str, bytes: &[u8], labels: &[(usize, Vec<usize>, Vec<usize>)]) -> Result<Analysis, String> {
+pub async fn analyse(loaded: &Loaded, name: &str, bytes: &[u8], labels: &ClassLabels) -> Result<Analysis, String> {
     let t0 = now();
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(format!("{name}: the file is {:.0} MB, over the {} MB limit", bytes.len() as f64 / 1e6, MAX_FILE_BYTES >> 20));
