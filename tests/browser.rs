@@ -313,6 +313,10 @@ fn paper_release_site_in_chromium() {
     let per_class = class_bytes / pages.len() as u64;
     let site_bytes = dir_bytes(&site);
     println!("site: {:.1} MB in all; class pages {:.1} MB, {:.1} kB per class", site_bytes as f64 / 1e6, class_bytes as f64 / 1e6, per_class as f64 / 1e3);
+    // A class page holds 15 masks (5 features × 3 images) and 25 MTurk answers with their
+    // reasons: 5.5 kB when measured; a page twice that would put the full dataset's pages
+    // (65 images a feature) near 200 kB a class.
+    assert!(per_class <= 8_000, "a class page takes {per_class} bytes, over 8 kB for 15 masks and 25 answers");
 
     let mut child = std::process::Command::new(salient_bin())
         .args(["serve", "site", "--port", "0"])
