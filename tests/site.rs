@@ -128,6 +128,17 @@ fn a_build_becomes_a_site_with_thumbnails_and_7x7_maps() {
         }
     }
     assert!(projected_mb(&out) <= 1000.0, "with thumbnails the full dataset would not fit in 1 GB:\n{out}");
+
+    // A mask gone missing: an error naming it, the earlier site untouched, no half site left.
+    let before = std::fs::read(root.join("site/data/site.json")).unwrap();
+    // (The index names the PNG masks; the JPEGs beside them are the paper's format.)
+    let mask = std::fs::read_dir(root.join("ds/n00000000/feature_3")).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "png")).unwrap();
+    std::fs::remove_file(&mask).unwrap();
+    let o = salient(&["site", "--dataset", "ds", "--images", "images", "--app", &app, "-o", "site"], root);
+    assert_one_line_error(&o, &mask.file_name().unwrap().to_string_lossy());
+    assert_eq!(std::fs::read(root.join("site/data/site.json")).unwrap(), before, "the earlier site is replaced only by a finished one");
+    let leftovers: Vec<_> = std::fs::read_dir(root).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("partial")).collect();
+    assert!(leftovers.is_empty(), "a half-written site was left: {leftovers:?}");
 }
 
 /// The projected size of the full dataset that `salient site` prints, in MB.

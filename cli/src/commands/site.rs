@@ -105,9 +105,59 @@ const FINE_MAP_SIDE: usize = 28;
 /// upsampled 7×7 map (JPEG masks of such maps stay within about 1.5).
 const MAP_TOLERANCE: f32 = 4.0;
 
-pub fn run(args: SiteArgs) -> Result<()> {
+pub fn run(mut args: SiteArgs) -> Result<()> {
     let app = crate::app_dir::locate(args.app.as_deref())?;
-    prepare_out(&args.out)?;
+    check_out(&args.out)?;
+    // The site is written beside its place and moved there whole: a failure leaves no half site
+    // (and an earlier site stays as it was).
+    let out = args.out.clone();
+    let staging = Staging::new(&out)?;
+    args.out = staging.path.clone();
+    let (index, fit) = write_site(&args, &app)?;
+    staging.finish(&out)?;
+    report(&out, &index, &fit);
+    Ok(())
+}
+
+/// A sibling folder the site is written into, removed unless [`Staging::finish`] moves it into place.
+struct Staging {
+    path: PathBuf,
+    done: bool,
+}
+
+impl Staging {
+    fn new(out: &Path) -> Result<Staging> {
+        let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "site".into());
+        let path = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(|e| salient_engine::Error::write(&path, e))?;
+        }
+        std::fs::create_dir_all(&path).map_err(|e| salient_engine::Error::write(&path, e))?;
+        Ok(Staging { path, done: false })
+    }
+
+    /// Replaces `out` (empty, or an earlier site) with the finished site.
+    fn finish(mut self, out: &Path) -> Result<()> {
+        check_out(out)?;
+        if out.exists() {
+            std::fs::remove_dir_all(out).map_err(|e| salient_engine::Error::write(out, e))?;
+        }
+        std::fs::rename(&self.path, out).map_err(|e| salient_engine::Error::write(out, e))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Writes the site into `args.out`; what it holds and how well its masks fit their maps.
+fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
     let index_path = args.dataset.join(dataset::INDEX_FILE);
     let index_name = fsutil::shown(&index_path);
     let engine = match &args.weights {
@@ -355,9 +405,8 @@ pub fn run(args: SiteArgs) -> Result<()> {
         generator: format!("salient {}", env!("CARGO_PKG_VERSION")),
     };
     write(&args.out.join(INDEX), json(&index).as_bytes())?;
-    copy_app(&app, &args.out)?;
-    report(&args, &index, &fit);
-    Ok(())
+    copy_app(app, &args.out)?;
+    Ok((index, fit))
 }
 
 /// Where the labels come from, for the page.
@@ -427,9 +476,9 @@ impl FitStats {
 }
 
 /// Sizes: the site, per class and per mask, and what the full dataset would take.
-fn report(args: &SiteArgs, index: &SiteIndex, fit: &FitStats) {
-    let total = dir_bytes(&args.out);
-    let size = |rel: &str| dir_bytes(&args.out.join(rel));
+fn report(out: &Path, index: &SiteIndex, fit: &FitStats) {
+    let total = dir_bytes(out);
+    let size = |rel: &str| dir_bytes(&out.join(rel));
     let (classes, thumbs, annotate) = (size("data/classes"), size("data/thumbs"), size(ANNOTATE));
     let per_pair_files = size("data/attacks") + size("data/pairs") + annotate;
     let fixed = total - classes - thumbs - per_pair_files - size("data/truth");
@@ -441,7 +490,7 @@ fn report(args: &SiteArgs, index: &SiteIndex, fit: &FitStats) {
     let full = fixed as f64 + per_mask * FULL_DATASET_MASKS as f64 + per_pair_files as f64 / pairs * FULL_DATASET_PAIRS as f64;
     println!(
         "site written to {}: {:.1} MB in all, {} classes, {} masks over {} images ({}); {:.1} kB per class",
-        args.out.display(),
+        out.display(),
         total as f64 / 1e6,
         index.classes.len(),
         index.masks,
@@ -490,18 +539,14 @@ fn encode(img: &DynamicImage, format: ImageFormat) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// An empty or new folder, or one holding an earlier site (which is replaced).
-fn prepare_out(out: &Path) -> Result<()> {
+/// The output must be new, empty, or an earlier site (which is replaced).
+fn check_out(out: &Path) -> Result<()> {
     if out.exists() {
         let mut entries = std::fs::read_dir(out).map_err(|e| salient_engine::Error::read(out, e))?;
-        if entries.next().is_some() {
-            if !out.join(INDEX).exists() {
-                return Err(Error::Usage(format!("{} is not empty and is not a Salient site: choose another folder", out.display())));
-            }
-            std::fs::remove_dir_all(out).map_err(|e| salient_engine::Error::write(out, e))?;
+        if entries.next().is_some() && !out.join(INDEX).exists() {
+            return Err(Error::Usage(format!("{} is not empty and is not a Salient site: choose another folder", out.display())));
         }
     }
-    std::fs::create_dir_all(out).map_err(|e| salient_engine::Error::write(out, e))?;
     Ok(())
 }
 
