@@ -20,7 +20,7 @@ TRUNK_VERSION := 0.21.14
 # Must equal the `wasm-bindgen` pin in app/Cargo.toml.
 WASM_BINDGEN_VERSION := 0.2.130
 
-.PHONY: demo test build app install site synth-models bench bench-gpu bench-scaling bench-web bench-web-resnet50 tools fixtures clean
+.PHONY: demo test lint build app install site synth-models bench bench-gpu bench-scaling bench-web bench-web-resnet50 tools fixtures clean
 
 PORT ?= 8080
 ROBUST := models/synth-robust.safetensors
@@ -59,6 +59,13 @@ test: tools app
 	@mkdir -p $(CACHE)
 	set -o pipefail; SALIENT_APP_DIR=$(CURDIR)/dist cargo test --release -- --include-ignored 2>&1 | tee $(TEST_LOG)
 	@awk '/^test result:/ { p += $$4; f += $$6; i += $$8 } END { printf "total: %d passed, %d failed\n", p, f; exit (p == 0 || f > 0 || i > 0) }' $(TEST_LOG)
+
+# Formatting (rustfmt.toml) and lints, warnings as errors; .ci/run runs it before the tests.
+lint:
+	@rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+	cargo fmt --all --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
 
 build:
 	cargo build --release -p salient

@@ -17,7 +17,15 @@ use salient_tests::*;
 use serde_json::Value;
 
 const CLASSES: [&str; 10] = [
-    "n00000000", "n00000001", "n00000002", "n00000003", "n00000004", "n00000005", "n00000006", "n00000007", "n00000008",
+    "n00000000",
+    "n00000001",
+    "n00000002",
+    "n00000003",
+    "n00000004",
+    "n00000005",
+    "n00000006",
+    "n00000007",
+    "n00000008",
     "n00000009",
 ];
 
@@ -54,7 +62,12 @@ fn mask_values(path: &Path) -> Vec<u8> {
 }
 
 fn compare_masks(what: &str, browser: &Value, native: &[u8]) {
-    let ours: Vec<u8> = browser.as_array().unwrap_or_else(|| panic!("{what}: no mask")).iter().map(|v| v.as_u64().unwrap() as u8).collect();
+    let ours: Vec<u8> = browser
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: no mask"))
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect();
     assert_eq!(ours.len(), native.len(), "{what}: mask sizes differ");
     let max = ours.iter().zip(native).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
     assert!(max <= 2, "{what}: the browser's mask differs from the CLI's by {max}/255");
@@ -95,7 +108,10 @@ fn app_dir() -> PathBuf {
     let dist = std::env::var_os("SALIENT_APP_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("dist"));
     assert!(dist.join("index.html").exists(), "{}: build the app first (make app)", dist.display());
     for package in ["playwright-core", "axe-core"] {
-        assert!(repo().join("tests/browser/node_modules").join(package).exists(), "{package} is missing: `npm ci` in tests/browser first (make tools)");
+        assert!(
+            repo().join("tests/browser/node_modules").join(package).exists(),
+            "{package} is missing: `npm ci` in tests/browser first (make tools)"
+        );
     }
     dist
 }
@@ -113,17 +129,33 @@ fn resnet50_in_chromium_matches_the_cli() {
     let root = dir.path();
     let config = salient_engine::ResNetConfig::resnet50();
     let weights = root.join("r50.safetensors");
-    salient_engine::checkpoint::write_safetensors(&formula_weights(&config, &fixture("full/bn_resnet50.safetensors")), &weights, false).unwrap();
+    salient_engine::checkpoint::write_safetensors(
+        &formula_weights(&config, &fixture("full/bn_resnet50.safetensors")),
+        &weights,
+        false,
+    )
+    .unwrap();
     let w = weights.display().to_string();
     make_image_folder(&root.join("images"), &CLASSES[..2], 2, false);
-    std::fs::write(root.join("labels.csv"), "class,feature,label,rank\n0,1796,core,1\n0,137,spurious,2\n1,290,core,1\n1,1271,spurious,2\n").unwrap();
+    std::fs::write(
+        root.join("labels.csv"),
+        "class,feature,label,rank\n0,1796,core,1\n0,137,spurious,2\n1,290,core,1\n1,1271,spurious,2\n",
+    )
+    .unwrap();
     let images = root.join("images").display().to_string();
-    ok(&["build", "-w", &w, "--images", &images, "--annotations", "labels.csv", "--per-feature", "2", "-o", "ds"], root);
+    ok(
+        &["build", "-w", &w, "--images", &images, "--annotations", "labels.csv", "--per-feature", "2", "-o", "ds"],
+        root,
+    );
     let app = dist.display().to_string();
-    ok(&["site", "--dataset", "ds", "--images", &images, "-w", &w, "--app", &app, "--attack-steps", "0", "-o", "site"], root);
+    ok(
+        &["site", "--dataset", "ds", "--images", &images, "-w", &w, "--app", &app, "--attack-steps", "0", "-o", "site"],
+        root,
+    );
     // The site's own weights, back as f32: the reference the browser must match.
     let site_model: Vec<u8> = {
-        let mut chunks: Vec<PathBuf> = std::fs::read_dir(root.join("site/data/model")).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut chunks: Vec<PathBuf> =
+            std::fs::read_dir(root.join("site/data/model")).unwrap().map(|e| e.unwrap().path()).collect();
         chunks.sort();
         chunks.iter().flat_map(|c| std::fs::read(c).unwrap()).collect()
     };
@@ -135,17 +167,30 @@ fn resnet50_in_chromium_matches_the_cli() {
     let upload = fixture("images/chelsea.png").display().to_string();
     let predicted: Value = serde_json::from_str(ok(&["predict", "-w", &f16, "--json", &upload], root).trim()).unwrap();
     let full: Value = serde_json::from_str(ok(&["predict", "-w", &w, "--json", &upload], root).trim()).unwrap();
-    println!("f16 weights move the CLI's logits by {:.2e} (relative)", rel_err(&floats(&predicted["logits"]), &floats(&full["logits"])));
-    let explained: Value = serde_json::from_str(ok(&["explain", "-w", &f16, "--json", "--top", "5", "-o", "explain", &upload], root).trim()).unwrap();
-    let top_features: Vec<u64> = explained["features"].as_array().unwrap().iter().map(|f| f["feature"].as_u64().unwrap()).collect();
+    println!(
+        "f16 weights move the CLI's logits by {:.2e} (relative)",
+        rel_err(&floats(&predicted["logits"]), &floats(&full["logits"]))
+    );
+    let explained: Value = serde_json::from_str(
+        ok(&["explain", "-w", &f16, "--json", "--top", "5", "-o", "explain", &upload], root).trim(),
+    )
+    .unwrap();
+    let top_features: Vec<u64> =
+        explained["features"].as_array().unwrap().iter().map(|f| f["feature"].as_u64().unwrap()).collect();
     let join = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
     ok(&["mask", "-w", &f16, "-f", &join(&top_features), &upload, "-o", "top.png"], root);
     ok(&["mask", "-w", &w, "-f", &join(&top_features), &upload, "-o", "top-f32.png"], root);
-    let f32_gap = mask_values(&root.join("top.png")).iter().zip(mask_values(&root.join("top-f32.png"))).map(|(a, b)| a.abs_diff(b)).max().unwrap();
+    let f32_gap = mask_values(&root.join("top.png"))
+        .iter()
+        .zip(mask_values(&root.join("top-f32.png")))
+        .map(|(a, b)| a.abs_diff(b))
+        .max()
+        .unwrap();
     println!("f16 weights move the CLI's top mask by up to {f32_gap}/255");
     let base = serve_dir(root.join("site"), "/r50/");
     let results = run_explorer(root, &base, &upload, &[("UPLOAD_ONLY", "1".into())], "browser-screenshots-resnet50");
-    let native_top5: Vec<u64> = predicted["top5"].as_array().unwrap().iter().map(|t| t["class"].as_u64().unwrap()).collect();
+    let native_top5: Vec<u64> =
+        predicted["top5"].as_array().unwrap().iter().map(|t| t["class"].as_u64().unwrap()).collect();
     for backend in ["cpu", "webgpu"] {
         let r = &results[backend];
         let top5: Vec<u64> = r["top5"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
@@ -168,32 +213,96 @@ fn explorer_in_chromium_matches_the_cli() {
     std::fs::write(root.join("labels.csv"), labels()).unwrap();
     let w = fixture("model.safetensors").display().to_string();
     let images = root.join("images").display().to_string();
-    ok(&["build", "-w", &w, "--images", &images, "--annotations", "labels.csv", "--per-feature", "3", "-o", "ds"], root);
-    ok(&["discover", "-w", &w, "--images", &images, "--group", "label", "--top", "2", "--show", "3", "--attack-steps", "3", "-o", "run"], root);
+    ok(
+        &["build", "-w", &w, "--images", &images, "--annotations", "labels.csv", "--per-feature", "3", "-o", "ds"],
+        root,
+    );
+    ok(
+        &[
+            "discover",
+            "-w",
+            &w,
+            "--images",
+            &images,
+            "--group",
+            "label",
+            "--top",
+            "2",
+            "--show",
+            "3",
+            "--attack-steps",
+            "3",
+            "-o",
+            "run",
+        ],
+        root,
+    );
     let app = dist.display().to_string();
-    ok(&["site", "--dataset", "ds", "--images", &images, "-w", &w, "--run", "run", "--app", &app, "--attack-steps", "3", "-o", "site"], root);
+    ok(
+        &[
+            "site",
+            "--dataset",
+            "ds",
+            "--images",
+            &images,
+            "-w",
+            &w,
+            "--run",
+            "run",
+            "--app",
+            &app,
+            "--attack-steps",
+            "3",
+            "-o",
+            "site",
+        ],
+        root,
+    );
     // Features are listed in the annotations' rank order, with that rank.
-    let page: Value = serde_json::from_str(&std::fs::read_to_string(root.join("site/data/classes/0.json")).unwrap()).unwrap();
-    let ranked: Vec<(u64, u64)> = page["features"].as_array().unwrap().iter().map(|f| (f["rank"].as_u64().unwrap(), f["feature"].as_u64().unwrap())).collect();
+    let page: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("site/data/classes/0.json")).unwrap()).unwrap();
+    let ranked: Vec<(u64, u64)> = page["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["rank"].as_u64().unwrap(), f["feature"].as_u64().unwrap()))
+        .collect();
     assert_eq!(ranked, vec![(1, 0), (2, 100), (3, 200)]);
     let base = serve_dir(root.join("site"), "/salient/demo/");
 
     // The native CLI on the image the browser will analyse.
     let upload = fixture("images/rocket.jpg").display().to_string();
     let predicted: Value = serde_json::from_str(ok(&["predict", "-w", &w, "--json", &upload], root).trim()).unwrap();
-    let explained: Value = serde_json::from_str(ok(&["explain", "-w", &w, "--json", "--top", "5", "-o", "explain", &upload], root).trim()).unwrap();
-    let top_features: Vec<u64> = explained["features"].as_array().unwrap().iter().map(|f| f["feature"].as_u64().unwrap()).collect();
+    let explained: Value =
+        serde_json::from_str(ok(&["explain", "-w", &w, "--json", "--top", "5", "-o", "explain", &upload], root).trim())
+            .unwrap();
+    let top_features: Vec<u64> =
+        explained["features"].as_array().unwrap().iter().map(|f| f["feature"].as_u64().unwrap()).collect();
     let join = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
     ok(&["mask", "-w", &w, "-f", &join(&top_features), &upload, "-o", "top.png"], root);
     std::fs::write(root.join("bad.jpg"), "this is text, not an image\n").unwrap();
     write_png_header(&root.join("huge.png"), 30000, 30000);
 
-    let results = run_explorer(root, &base, &upload, &[("BAD_IMAGE", root.join("bad.jpg")), ("HUGE_IMAGE", root.join("huge.png"))], "browser-screenshots");
-    let native_top5: Vec<u64> = predicted["top5"].as_array().unwrap().iter().map(|t| t["class"].as_u64().unwrap()).collect();
+    let results = run_explorer(
+        root,
+        &base,
+        &upload,
+        &[("BAD_IMAGE", root.join("bad.jpg")), ("HUGE_IMAGE", root.join("huge.png"))],
+        "browser-screenshots",
+    );
+    let native_top5: Vec<u64> =
+        predicted["top5"].as_array().unwrap().iter().map(|t| t["class"].as_u64().unwrap()).collect();
     let class = native_top5[0] as usize;
-    let ann = salient_engine::annotations::Annotations::parse("labels", &labels(), salient_engine::annotations::Bounds { classes: 10, features: 256 }).unwrap();
-    let of = |l| ann.pairs.iter().filter(|p| p.class == class && p.label == l).map(|p| p.feature as u64).collect::<Vec<_>>();
-    let (core, spurious) = (of(salient_engine::annotations::Label::Core), of(salient_engine::annotations::Label::Spurious));
+    let ann = salient_engine::annotations::Annotations::parse(
+        "labels",
+        &labels(),
+        salient_engine::annotations::Bounds { classes: 10, features: 256 },
+    )
+    .unwrap();
+    let of =
+        |l| ann.pairs.iter().filter(|p| p.class == class && p.label == l).map(|p| p.feature as u64).collect::<Vec<_>>();
+    let (core, spurious) =
+        (of(salient_engine::annotations::Label::Core), of(salient_engine::annotations::Label::Spurious));
     ok(&["mask", "-w", &w, "-f", &join(&core), &upload, "-o", "core.png"], root);
     ok(&["mask", "-w", &w, "-f", &join(&spurious), &upload, "-o", "spurious.png"], root);
     for (backend, shown) in [("cpu", "CPU"), ("webgpu", "WebGPU")] {
@@ -270,19 +379,33 @@ fn paper_release_site_in_chromium() {
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     let pairs = salient_tests::release::mturk_pairs(&csv);
     let classes: std::collections::BTreeSet<usize> = pairs.iter().map(|p| p.0).collect();
-    assert_eq!((pairs.len(), classes.len()), (5000, 1000), "{}: the paper's 5000 pairs over 1000 classes", csv_path.display());
+    assert_eq!(
+        (pairs.len(), classes.len()),
+        (5000, 1000),
+        "{}: the paper's 5000 pairs over 1000 classes",
+        csv_path.display()
+    );
     // The workers' reasons for (325, 1797), in file order, as the CSV holds them.
     let records = csv_records(&csv);
     let header = &records[0];
-    let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("{}: no column {name}", csv_path.display()));
-    let (class_col, feature_col, reasons_col) = (col("Input.class_index"), col("Input.feature_index"), col("Answer.reasons"));
+    let col = |name: &str| {
+        header.iter().position(|h| h == name).unwrap_or_else(|| panic!("{}: no column {name}", csv_path.display()))
+    };
+    let (class_col, feature_col, reasons_col) =
+        (col("Input.class_index"), col("Input.feature_index"), col("Answer.reasons"));
     let reasons: Vec<&str> = records[1..]
         .iter()
-        .filter(|r| r.get(class_col).map(String::as_str) == Some("325") && r.get(feature_col).map(String::as_str) == Some("1797"))
+        .filter(|r| {
+            r.get(class_col).map(String::as_str) == Some("325")
+                && r.get(feature_col).map(String::as_str) == Some("1797")
+        })
         .map(|r| r[reasons_col].as_str())
         .collect();
     assert_eq!(reasons.len(), 5, "five workers labelled (325, 1797): {reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains(", ")), "a reason with a comma (quoted in the CSV) is among them: {reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains(", ")),
+        "a reason with a comma (quoted in the CSV) is among them: {reasons:?}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -306,13 +429,21 @@ fn paper_release_site_in_chromium() {
     assert!(mb <= 1000.0, "the full dataset's masks-only site would take {mb} MB, over 1000 MB: {projected}");
 
     let site = root.join("site");
-    let pages: Vec<PathBuf> =
-        std::fs::read_dir(site.join("data/classes")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    let pages: Vec<PathBuf> = std::fs::read_dir(site.join("data/classes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
     assert_eq!(pages.len(), 1000, "a class page per class");
     let class_bytes: u64 = pages.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
     let per_class = class_bytes / pages.len() as u64;
     let site_bytes = dir_bytes(&site);
-    println!("site: {:.1} MB in all; class pages {:.1} MB, {:.1} kB per class", site_bytes as f64 / 1e6, class_bytes as f64 / 1e6, per_class as f64 / 1e3);
+    println!(
+        "site: {:.1} MB in all; class pages {:.1} MB, {:.1} kB per class",
+        site_bytes as f64 / 1e6,
+        class_bytes as f64 / 1e6,
+        per_class as f64 / 1e3
+    );
     // A class page holds 15 masks (5 features × 3 images) and 25 MTurk answers with their
     // reasons: 5.5 kB when measured; a page twice that would put the full dataset's pages
     // (65 images a feature) near 200 kB a class.

@@ -3,8 +3,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use salient_tests::*;
 use serde_json::Value;
@@ -40,11 +40,16 @@ fn predict_json_contract() {
     let dir = tempfile::tempdir().unwrap();
     let e = expected(&fixtures());
     let names = ["rocket.jpg", "chelsea.png", "coffee_cmyk.jpg"];
-    let args: Vec<String> = ["predict", "-w", &weights(), "--json"].iter().map(|s| s.to_string()).chain(names.iter().map(|n| image(n))).collect();
+    let args: Vec<String> = ["predict", "-w", &weights(), "--json"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(names.iter().map(|n| image(n)))
+        .collect();
     let o = salient(&args.iter().map(String::as_str).collect::<Vec<_>>(), dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stderr(&o), "", "no progress bar or chatter off a terminal");
-    let lines: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let lines: Vec<Value> =
+        stdout(&o).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
     assert_eq!(lines.len(), names.len());
     for (line, name) in lines.iter().zip(names) {
         let obj = line.as_object().unwrap();
@@ -86,7 +91,10 @@ fn mask_writes_the_reference_mask() {
     let features: Vec<String> = e["mask_features"][1].as_array().unwrap().iter().map(|v| v.to_string()).collect();
     let key = features.join("_");
     for name in ["rocket.jpg", "chelsea.png"] {
-        ok(&["mask", "-w", &weights(), "-f", &features.join(","), &image(name), "-o", "m.png", "--overlay", "o.png"], dir.path());
+        ok(
+            &["mask", "-w", &weights(), "-f", &features.join(","), &image(name), "-o", "m.png", "--overlay", "o.png"],
+            dir.path(),
+        );
         let ours = image::open(dir.path().join("m.png")).unwrap();
         assert!(matches!(ours, image::DynamicImage::ImageLuma8(_)), "8-bit grayscale");
         let ours = ours.to_luma8();
@@ -106,7 +114,9 @@ fn rank_json_contract_matches_pytorch_top5() {
     let e = expected(&fixtures());
     let class = e["rank_class"].to_string();
     let images = fixtures().join("images").display().to_string();
-    let out: Value = serde_json::from_str(&ok(&["rank", "-w", &weights(), "--class", &class, "--json", &images], dir.path())).unwrap();
+    let out: Value =
+        serde_json::from_str(&ok(&["rank", "-w", &weights(), "--class", &class, "--json", &images], dir.path()))
+            .unwrap();
     assert_eq!(out["class"], e["rank_class"]);
     let top: Vec<u64> = out["top"].as_array().unwrap().iter().map(|t| t["feature"].as_u64().unwrap()).collect();
     let want: Vec<u64> = e["top5"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
@@ -121,7 +131,22 @@ fn attack_json_contract() {
     let dir = tempfile::tempdir().unwrap();
     let e = expected(&fixtures())["attack"].clone();
     let f = e["feature"].to_string();
-    let out = ok(&["attack", "-w", &weights(), "-f", &f, "--steps", "5", &image(e["image"].as_str().unwrap()), "-o", "a.png", "--json"], dir.path());
+    let out = ok(
+        &[
+            "attack",
+            "-w",
+            &weights(),
+            "-f",
+            &f,
+            "--steps",
+            "5",
+            &image(e["image"].as_str().unwrap()),
+            "-o",
+            "a.png",
+            "--json",
+        ],
+        dir.path(),
+    );
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["feature"], e["feature"]);
     let (before, after) = (v["before"].as_f64().unwrap(), v["after"].as_f64().unwrap());
@@ -160,7 +185,11 @@ fn bad_checkpoints_give_one_line_errors() {
     std::fs::write(p.join("empty.pt"), "").unwrap();
     fails(&["predict", "-w", "empty.pt", &img], p, "empty");
     let wrong = fixture("model_wrong_shape.pth").display().to_string();
-    fails(&["predict", "-w", &wrong, &img], p, "tensor `layer1.0.conv2.weight` has shape [3, 3, 3, 3], but the model needs [8, 8, 3, 3]");
+    fails(
+        &["predict", "-w", &wrong, &img],
+        p,
+        "tensor `layer1.0.conv2.weight` has shape [3, 3, 3, 3], but the model needs [8, 8, 3, 3]",
+    );
     let nan = fixture("model_nan.pth").display().to_string();
     fails(&["predict", "-w", &nan, &img], p, "`layer2.0.bn1.running_var` holds NaN");
     fails(&["predict", "-w", "missing.pt", &img], p, "cannot read missing.pt");
@@ -202,7 +231,11 @@ fn bad_arguments_give_one_line_errors_and_leave_no_files() {
     let p = dir.path();
     let w = weights();
     let img = image("rocket.jpg");
-    fails(&["mask", "-w", &w, "-f", "256", &img, "-o", "m.png"], p, "feature 256 does not exist: this model has 256 features (0–255)");
+    fails(
+        &["mask", "-w", &w, "-f", "256", &img, "-o", "m.png"],
+        p,
+        "feature 256 does not exist: this model has 256 features (0–255)",
+    );
     fails(&["rank", "-w", &w, "--class", "10", &img], p, "class 10 does not exist");
     fails(&["mask", "-w", &w, "-f", "1", &img, "-o", "m.jpg"], p, "PNG");
     fails(&["mask", "-w", &w, "-f", "1", &img, "-o", "no/such/dir/m.png"], p, "cannot write");

@@ -33,7 +33,10 @@ fn bounded(what: String, f: impl FnOnce() -> String + Send + 'static) -> Result<
     std::thread::spawn(move || {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         let _ = tx.send(outcome.map_err(|p| {
-            p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
         }));
     });
     match rx.recv_timeout(Duration::from_secs(30)) {
@@ -69,11 +72,12 @@ fn every_hostile_file_gets_its_exact_error() {
 fn a_csv_with_a_million_columns_is_refused_quickly() {
     let mut text = (0..1_000_000).map(|i| format!("c{i}")).collect::<Vec<_>>().join(",");
     text.push_str("\n1,2,3\n");
-    let message = bounded("wide.csv".into(), move || match Annotations::parse("wide.csv", &text, Bounds::IMAGENET_RESNET50) {
-        Ok(_) => "ok".into(),
-        Err(e) => e.to_string(),
-    })
-    .unwrap();
+    let message =
+        bounded("wide.csv".into(), move || match Annotations::parse("wide.csv", &text, Bounds::IMAGENET_RESNET50) {
+            Ok(_) => "ok".into(),
+            Err(e) => e.to_string(),
+        })
+        .unwrap();
     assert!(message.contains("unrecognized header") && message.len() < 1000, "{}", &message[..message.len().min(300)]);
 }
 
@@ -106,7 +110,10 @@ fn every_reader_refuses_special_files_without_blocking() {
     assert_eq!(checked, 12);
     // And through the CLI: a FIFO as weights, a link to /dev/zero among images.
     let fifo = dir.path().join("fifo.pt");
-    assert_one_line_error(&salient(&["predict", "-w", fifo.to_str().unwrap(), "x.png"], dir.path()), "named pipe (FIFO)");
+    assert_one_line_error(
+        &salient(&["predict", "-w", fifo.to_str().unwrap(), "x.png"], dir.path()),
+        "named pipe (FIFO)",
+    );
     let images = dir.path().join("images");
     std::fs::create_dir(&images).unwrap();
     std::fs::copy(fixture("images/chelsea.png"), images.join("cat.png")).unwrap();
@@ -163,8 +170,14 @@ fn generated_checkpoints(dir: &Path) -> Vec<(PathBuf, &'static str)> {
     };
     vec![
         (long_keys, "a dict key at the top level is 8388608 bytes long, over the 1024-byte limit for tensor names"),
-        (sparse("1gib.safetensors", "F16", 1 << 29, 1 << 30), "its tensors hold 536870912 elements, more than the 268435456"),
-        (sparse("9gib.safetensors", "F32", 9 << 28, 9 << 30), "its tensors hold 2415919104 elements, more than the 268435456"),
+        (
+            sparse("1gib.safetensors", "F16", 1 << 29, 1 << 30),
+            "its tensors hold 536870912 elements, more than the 268435456",
+        ),
+        (
+            sparse("9gib.safetensors", "F32", 9 << 28, 9 << 30),
+            "its tensors hold 2415919104 elements, more than the 268435456",
+        ),
     ]
 }
 
@@ -190,7 +203,9 @@ fn the_cli_refuses_hostile_checkpoints_in_bounded_time_and_memory() {
     let committed: Vec<(PathBuf, String)> = table
         .lines()
         .filter_map(|l| match l.splitn(3, '\t').collect::<Vec<_>>()[..] {
-            [file, "checkpoint", expected] if !file.starts_with('#') => Some((fixture("hostile").join(file), expected.to_owned())),
+            [file, "checkpoint", expected] if !file.starts_with('#') => {
+                Some((fixture("hostile").join(file), expected.to_owned()))
+            }
             _ => None,
         })
         .collect();
@@ -274,7 +289,13 @@ fn integer_weights_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("int8.safetensors"), safetensors_file(&tensors, None)).unwrap();
     let needle = "tensor `conv1.weight` is stored as I8: model weights must be floating point";
-    assert_one_line_error(&salient(&["predict", "-w", "int8.safetensors", &fixture("images/chelsea.png").display().to_string()], dir.path()), needle);
+    assert_one_line_error(
+        &salient(
+            &["predict", "-w", "int8.safetensors", &fixture("images/chelsea.png").display().to_string()],
+            dir.path(),
+        ),
+        needle,
+    );
     assert_one_line_error(&salient(&["convert", "int8.safetensors", "out.safetensors"], dir.path()), needle);
     assert!(!dir.path().join("out.safetensors").exists());
 }
@@ -298,12 +319,17 @@ fn record(mask: &str, wnid: &str) -> serde_json::Value {
 /// inside the output folder. (Class: paths from data files are confined.)
 #[test]
 fn dataset_paths_stay_inside_their_roots() {
-    let site = |root: &Path| salient(&["site", "--dataset", "ds", "--images", "images", "--app", "app", "-o", "site"], root);
-    let eval = |root: &Path| salient(&["eval", "-w", &weights(), "--dataset", "ds", "--images", "images", "-o", "eval"], root);
+    let site =
+        |root: &Path| salient(&["site", "--dataset", "ds", "--images", "images", "--app", "app", "-o", "site"], root);
+    let eval =
+        |root: &Path| salient(&["eval", "-w", &weights(), "--dataset", "ds", "--images", "images", "-o", "eval"], root);
     // An absolute mask path and a class name that climbs out of the output folder.
     for (rec, needle) in [
         (record("/etc/passwd", "n00000001"), "line 1: `mask`: the path /etc/passwd is absolute"),
-        (record("n00000001/feature_1/x.png", "../../../outside"), "line 1: `wnid`: the path ../../../outside leaves its folder"),
+        (
+            record("n00000001/feature_1/x.png", "../../../outside"),
+            "line 1: `wnid`: the path ../../../outside leaves its folder",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         crafted_dataset(dir.path(), rec);
@@ -362,10 +388,16 @@ fn output_names_never_collide_and_masks_are_checked() {
     std::fs::copy(class.join("n00000001_0.png"), class.join("n00000001_0.jpg")).unwrap();
     std::fs::write(root.join("labels.csv"), "class,feature,label\n0,191,core\n0,80,spurious\n1,49,core\n").unwrap();
     let w = weights();
-    let o = salient(&["build", "-w", &w, "--images", "images", "--annotations", "labels.csv", "--per-feature", "4", "-o", "ds"], root);
+    let o = salient(
+        &["build", "-w", &w, "--images", "images", "--annotations", "labels.csv", "--per-feature", "4", "-o", "ds"],
+        root,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let skipped = std::fs::read_to_string(root.join("ds/skipped.jsonl")).unwrap();
-    assert!(skipped.contains("n00000001/n00000001_0.png") && skipped.contains("is taken by n00000001/n00000001_0.jpg"), "{skipped}");
+    assert!(
+        skipped.contains("n00000001/n00000001_0.png") && skipped.contains("is taken by n00000001/n00000001_0.jpg"),
+        "{skipped}"
+    );
     let index = std::fs::read_to_string(root.join("ds/index.jsonl")).unwrap();
     for line in index.lines() {
         let r: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -374,7 +406,9 @@ fn output_names_never_collide_and_masks_are_checked() {
     }
     let first: serde_json::Value = serde_json::from_str(index.lines().next().unwrap()).unwrap();
     let mask = root.join("ds").join(first["mask"].as_str().unwrap());
-    let other = root.join("ds").join(serde_json::from_str::<serde_json::Value>(index.lines().last().unwrap()).unwrap()["mask"].as_str().unwrap());
+    let other = root.join("ds").join(
+        serde_json::from_str::<serde_json::Value>(index.lines().last().unwrap()).unwrap()["mask"].as_str().unwrap(),
+    );
     std::fs::copy(&other, &mask).unwrap();
     let o = salient(&["eval", "-w", &w, "--dataset", "ds", "--images", "images", "-o", "eval"], root);
     assert_one_line_error(&o, "the mask's SHA-256 differs from the one in index.jsonl");
@@ -391,7 +425,25 @@ fn non_utf8_names_are_skipped_and_listed() {
     let odd = root.join("images/n00000001").join(std::ffi::OsStr::from_bytes(b"odd_\xff.png"));
     std::fs::copy(root.join("images/n00000001/n00000001_0.png"), odd).unwrap();
     let w = weights();
-    let args = ["discover", "-w", &w, "--images", "images", "-o", "run", "--group", "label", "--top", "2", "--per-feature", "2", "--show", "1", "--attack-steps", "0"];
+    let args = [
+        "discover",
+        "-w",
+        &w,
+        "--images",
+        "images",
+        "-o",
+        "run",
+        "--group",
+        "label",
+        "--top",
+        "2",
+        "--per-feature",
+        "2",
+        "--show",
+        "1",
+        "--attack-steps",
+        "0",
+    ];
     for resume in [false, true] {
         let mut a = args.to_vec();
         if resume {

@@ -51,7 +51,12 @@ fn check_preprocessing(dir: &Path) {
         let ours = preprocess::model_view(&img);
         let (max, n) = diff_u8(ours.as_raw(), view(dir, &name).as_raw());
         report.push(format!("{name}: max {max}/255, {n} values differ"));
-        assert_eq!(n, 0, "preprocessing of {name} differs from torchvision + Pillow in {n} values (max {max}/255):\n{}", report.join("\n"));
+        assert_eq!(
+            n,
+            0,
+            "preprocessing of {name} differs from torchvision + Pillow in {n} values (max {max}/255):\n{}",
+            report.join("\n")
+        );
     }
     eprintln!("{}", report.join("\n"));
 }
@@ -62,7 +67,8 @@ fn check_model(dir: &Path) {
     for name in image_names(dir) {
         let out = &engine.infer(&[view(dir, &name)], false).unwrap()[0];
         let want = &e["images"][&name];
-        let (el, ef) = (rel_err(&out.logits, &floats(&want["logits"])), rel_err(&out.features, &floats(&want["features"])));
+        let (el, ef) =
+            (rel_err(&out.logits, &floats(&want["logits"])), rel_err(&out.features, &floats(&want["features"])));
         assert!(el < 1e-4 && ef < 1e-4, "{name}: logits rel. error {el:e}, features {ef:e}");
     }
 }
@@ -170,7 +176,10 @@ fn feature_attack_matches_pytorch() {
     let e = expected(&dir)["attack"].clone();
     let engine = Engine::load(&model_file(&dir), &device()).unwrap();
     let x = engine.batch(&[view(&dir, e["image"].as_str().unwrap())]);
-    let opts = AttackOptions { steps: e["steps"].as_u64().unwrap() as usize, step_size: e["step_size"].as_f64().unwrap() as f32 };
+    let opts = AttackOptions {
+        steps: e["steps"].as_u64().unwrap() as usize,
+        step_size: e["step_size"].as_f64().unwrap() as f32,
+    };
     let mut steps_seen = 0;
     let attacked = feature_attack(&engine.model, x, e["feature"].as_u64().unwrap() as usize, opts, |t| steps_seen = t);
     assert_eq!(steps_seen, opts.steps);
@@ -196,7 +205,8 @@ fn overlay_matches_reference_heatmap() {
     let dir = fixtures();
     let e = expected(&dir);
     let engine = Engine::load(&model_file(&dir), &device()).unwrap();
-    let fl: Vec<usize> = e["mask_features"][0].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let fl: Vec<usize> =
+        e["mask_features"][0].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
     for name in image_names(&dir) {
         let v = view(&dir, &name);
         let out = &engine.infer(std::slice::from_ref(&v), true).unwrap()[0];
@@ -227,14 +237,22 @@ fn sha256(bytes: &[u8]) -> String {
 /// photo-sized images, against digests of Pillow's own output.
 #[test]
 fn resize_is_bit_exact_with_pillow() {
-    let table: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("pillow_resize.json")).unwrap()).unwrap();
+    let table: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("pillow_resize.json")).unwrap()).unwrap();
     let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap() as u32;
     let mut failures = Vec::new();
     let cases = table["resize"].as_array().unwrap();
     for c in cases {
         let (w, h, ch, nw, nh) = (n(c, "w"), n(c, "h"), n(c, "channels"), n(c, "nw"), n(c, "nh"));
         let src = formula_image(w, h, ch, n(c, "seed"));
-        let out = salient_engine::resample::resize_bilinear(&src, w as usize, h as usize, ch as usize, nw as usize, nh as usize);
+        let out = salient_engine::resample::resize_bilinear(
+            &src,
+            w as usize,
+            h as usize,
+            ch as usize,
+            nw as usize,
+            nh as usize,
+        );
         if sha256(&out) != c["sha256"].as_str().unwrap() {
             failures.push(format!("{w}×{h}×{ch} → {nw}×{nh}"));
         }
@@ -247,7 +265,12 @@ fn resize_is_bit_exact_with_pillow() {
             failures.push(format!("view of {w}×{h}"));
         }
     }
-    assert!(cases.len() >= 90 && views.len() >= 10, "the fixture lists {} resizes and {} views", cases.len(), views.len());
+    assert!(
+        cases.len() >= 90 && views.len() >= 10,
+        "the fixture lists {} resizes and {} views",
+        cases.len(),
+        views.len()
+    );
     assert!(failures.is_empty(), "differs from Pillow {}: {}", table["pillow"], failures.join(", "));
 }
 
@@ -270,7 +293,10 @@ fn full_size_resnets_match_pytorch_end_to_end() {
     let dir = tmp.path();
     for spec in e["formula_images"].as_array().unwrap() {
         let [w, h, seed] = [0, 1, 2].map(|i| spec[i].as_u64().unwrap() as u32);
-        RgbImage::from_raw(w, h, formula_image(w, h, 3, seed)).unwrap().save(dir.join(format!("formula_{seed}.png"))).unwrap();
+        RgbImage::from_raw(w, h, formula_image(w, h, 3, seed))
+            .unwrap()
+            .save(dir.join(format!("formula_{seed}.png")))
+            .unwrap();
     }
     let names: Vec<String> = e["images"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()).collect();
     assert_eq!(names.len(), 16);
@@ -284,7 +310,12 @@ fn full_size_resnets_match_pytorch_end_to_end() {
         ("resnet18", salient_engine::ResNetConfig::resnet18(), &["16"][..]),
     ] {
         let weights = dir.join(format!("{arch}.safetensors"));
-        salient_engine::checkpoint::write_safetensors(&formula_weights(&config, &full.join(format!("bn_{arch}.safetensors"))), &weights, false).unwrap();
+        salient_engine::checkpoint::write_safetensors(
+            &formula_weights(&config, &full.join(format!("bn_{arch}.safetensors"))),
+            &weights,
+            false,
+        )
+        .unwrap();
         let w = weights.display().to_string();
         let want = &e["models"][arch];
         for batch in batches {
@@ -294,11 +325,20 @@ fn full_size_resnets_match_pytorch_end_to_end() {
             let lines = json_lines(&args, dir);
             assert_eq!(lines.len(), 16);
             for (line, name) in lines.iter().zip(&names) {
-                let (el, ef) = (rel_err(&floats(&line["logits"]), &floats(&want["logits"][name])), rel_err(&floats(&line["features"]), &floats(&want["features"][name])));
-                assert!(el < 1e-4 && ef < 1e-4, "{arch} batch {batch}, {name}: logits rel. error {el:e}, features {ef:e}");
+                let (el, ef) = (
+                    rel_err(&floats(&line["logits"]), &floats(&want["logits"][name])),
+                    rel_err(&floats(&line["features"]), &floats(&want["features"][name])),
+                );
+                assert!(
+                    el < 1e-4 && ef < 1e-4,
+                    "{arch} batch {batch}, {name}: logits rel. error {el:e}, features {ef:e}"
+                );
                 worst = (worst.0.max(el), worst.1.max(ef));
             }
-            println!("{arch}, batch {batch}: largest relative error over 16 images: logits {:.1e}, features {:.1e}", worst.0, worst.1);
+            println!(
+                "{arch}, batch {batch}: largest relative error over 16 images: logits {:.1e}, features {:.1e}",
+                worst.0, worst.1
+            );
         }
         if arch != "resnet50" {
             continue;
@@ -307,17 +347,35 @@ fn full_size_resnets_match_pytorch_end_to_end() {
         let mut args = vec!["rank", "-w", &w, "--json", "--class", &class];
         args.extend(images.iter().map(String::as_str));
         let ranked = &json_lines(&args, dir)[0]["top"];
-        let top5: Vec<(u64, f32)> = ranked.as_array().unwrap().iter().map(|t| (t["feature"].as_u64().unwrap(), t["importance"].as_f64().unwrap() as f32)).collect();
-        let want5: Vec<(u64, f32)> = want["importance_top5"].as_array().unwrap().iter().map(|t| (t[0].as_u64().unwrap(), t[1].as_f64().unwrap() as f32)).collect();
-        assert_eq!(top5.iter().map(|t| t.0).collect::<Vec<_>>(), want5.iter().map(|t| t.0).collect::<Vec<_>>(), "importance top-5");
+        let top5: Vec<(u64, f32)> = ranked
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["feature"].as_u64().unwrap(), t["importance"].as_f64().unwrap() as f32))
+            .collect();
+        let want5: Vec<(u64, f32)> = want["importance_top5"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t[0].as_u64().unwrap(), t[1].as_f64().unwrap() as f32))
+            .collect();
+        assert_eq!(
+            top5.iter().map(|t| t.0).collect::<Vec<_>>(),
+            want5.iter().map(|t| t.0).collect::<Vec<_>>(),
+            "importance top-5"
+        );
         let (ours, theirs): (Vec<f32>, Vec<f32>) = top5.iter().zip(&want5).map(|(a, b)| (a.1, b.1)).unzip();
         assert!(rel_err(&ours, &theirs) < 1e-4, "importance values {ours:?} vs {theirs:?}");
         let mut mask_worst = (0u8, 0usize);
         for (name, masks) in want["masks"].as_object().unwrap() {
             for key in ["single", "union"] {
-                let features: Vec<String> = masks[key]["features"].as_array().unwrap().iter().map(|f| f.to_string()).collect();
+                let features: Vec<String> =
+                    masks[key]["features"].as_array().unwrap().iter().map(|f| f.to_string()).collect();
                 let out = dir.join(format!("{name}_{key}.png"));
-                let o = salient(&["mask", "-w", &w, "-f", &features.join(","), &path_of(name), "-o", out.to_str().unwrap()], dir);
+                let o = salient(
+                    &["mask", "-w", &w, "-f", &features.join(","), &path_of(name), "-o", out.to_str().unwrap()],
+                    dir,
+                );
                 assert!(o.status.success(), "{}", stderr(&o));
                 let reference = image::open(full.join(masks[key]["png"].as_str().unwrap())).unwrap().to_luma8();
                 let (max, n) = diff_u8(image::open(&out).unwrap().to_luma8().as_raw(), reference.as_raw());
@@ -325,7 +383,12 @@ fn full_size_resnets_match_pytorch_end_to_end() {
                 mask_worst = (mask_worst.0.max(max), mask_worst.1 + n);
             }
         }
-        println!("masks (6 images, single and union): {} of {} values differ, by up to {}/255", mask_worst.1, 12 * 224 * 224, mask_worst.0);
+        println!(
+            "masks (6 images, single and union): {} of {} values differ, by up to {}/255",
+            mask_worst.1,
+            12 * 224 * 224,
+            mask_worst.0
+        );
         println!("importance top-5 equal, values within {:.1e}", rel_err(&ours, &theirs));
         let attack = &want["attack"];
         let feature = attack["feature"].to_string();
@@ -333,7 +396,24 @@ fn full_size_resnets_match_pytorch_end_to_end() {
         // Steps of 0.1: at the default 10 this non-robust network's ascent is chaotic (see
         // tools/gen_full_fixtures.py); the reference is PyTorch in float64.
         let step = attack["step_size"].to_string();
-        let got = &json_lines(&["attack", "-w", &w, "--json", "-f", &feature, "--steps", "100", "--step-size", &step, &path_of("chelsea.png"), "-o", &out], dir)[0];
+        let got = &json_lines(
+            &[
+                "attack",
+                "-w",
+                &w,
+                "--json",
+                "-f",
+                &feature,
+                "--steps",
+                "100",
+                "--step-size",
+                &step,
+                &path_of("chelsea.png"),
+                "-o",
+                &out,
+            ],
+            dir,
+        )[0];
         let close = |k: &str, tol: f64| {
             let (a, b) = (got[k].as_f64().unwrap(), attack[k].as_f64().unwrap());
             assert!((a - b).abs() <= tol * b.abs(), "attack {k}: {a} vs PyTorch's {b}");

@@ -53,7 +53,21 @@ fn ok(args: &[&str], cwd: &Path) -> String {
 }
 
 fn build_args<'a>(s: &'a Setup, w: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec!["build", "-w", w, "--images", &s.images, "--annotations", &s.labels, "--per-feature", "4", "-o", out, "--batch-size", "3"]
+    vec![
+        "build",
+        "-w",
+        w,
+        "--images",
+        &s.images,
+        "--annotations",
+        &s.labels,
+        "--per-feature",
+        "4",
+        "-o",
+        out,
+        "--batch-size",
+        "3",
+    ]
 }
 
 /// Every file under `dir` (relative path → bytes), temporary files included.
@@ -87,20 +101,26 @@ fn assert_same_tree(a: &Path, b: &Path) {
 fn build_writes_the_salient_imagenet_layout() {
     let s = setup(6);
     let w = weights();
-    let summary: Value = serde_json::from_str(ok(&build_args(&s, &w, "ds"), &s.root).split("dataset written").next().unwrap()).unwrap();
+    let summary: Value =
+        serde_json::from_str(ok(&build_args(&s, &w, "ds"), &s.root).split("dataset written").next().unwrap()).unwrap();
     assert_eq!(summary["classes"], 3);
     assert_eq!((summary["core_pairs"].as_u64(), summary["spurious_pairs"].as_u64()), (Some(3), Some(3)));
     assert_eq!(summary["masks"], 3 * 2 * 4);
     assert_eq!(summary["images_skipped"], 2);
     let ds = s.root.join("ds");
-    assert_eq!(std::fs::read_to_string(ds.join("wordnet_dict.py")).unwrap(), "{0: 'n00000001', 1: 'n00000002', 2: 'n00000003'}\n");
+    assert_eq!(
+        std::fs::read_to_string(ds.join("wordnet_dict.py")).unwrap(),
+        "{0: 'n00000001', 1: 'n00000002', 2: 'n00000003'}\n"
+    );
     let map = std::fs::read_to_string(ds.join("n00000002/image_names_map.csv")).unwrap();
     assert_eq!(map.lines().next(), Some("49,192"));
     assert_eq!(map.lines().count(), 5, "header and 4 images per feature");
     let skipped = std::fs::read_to_string(ds.join("skipped.jsonl")).unwrap();
     assert!(skipped.contains("n00000002/broken.JPEG") && skipped.contains("truncated"), "{skipped}");
     assert!(skipped.contains("n00000003/empty.jpg") && skipped.contains("empty"), "{skipped}");
-    let records = salient_engine::dataset::parse_index("index", &std::fs::read_to_string(ds.join("index.jsonl")).unwrap()).unwrap();
+    let records =
+        salient_engine::dataset::parse_index("index", &std::fs::read_to_string(ds.join("index.jsonl")).unwrap())
+            .unwrap();
     assert_eq!(records.len(), 24);
     for pair in records.chunks(4) {
         assert!(pair.windows(2).all(|w| w[0].activation >= w[1].activation), "best first");
@@ -112,7 +132,8 @@ fn build_writes_the_salient_imagenet_layout() {
         assert!(String::from_utf8_lossy(&digest.stdout).starts_with(&r.sha256), "{}", r.mask);
         let img = image::load_from_memory(&png).unwrap();
         assert!(matches!(img, image::DynamicImage::ImageLuma8(_)) && img.width() == 224 && img.height() == 224);
-        let jpeg = image::open(ds.join(format!("{}/feature_{}/{}.JPEG", r.wnid, r.feature, r.image))).unwrap().to_luma8();
+        let jpeg =
+            image::open(ds.join(format!("{}/feature_{}/{}.JPEG", r.wnid, r.feature, r.image))).unwrap().to_luma8();
         let max = jpeg.as_raw().iter().zip(img.to_luma8().as_raw()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
         assert!(max <= 8, "JPEG mask within a few levels of the PNG ({max})");
     }
@@ -120,7 +141,10 @@ fn build_writes_the_salient_imagenet_layout() {
     let r = &records[0];
     let source = s.root.join("images").join(&r.source).display().to_string();
     ok(&["mask", "-w", &w, "-f", &r.feature.to_string(), &source, "-o", "single.png"], &s.root);
-    assert_eq!(image::open(s.root.join("single.png")).unwrap().to_luma8(), image::open(ds.join(&r.mask)).unwrap().to_luma8());
+    assert_eq!(
+        image::open(s.root.join("single.png")).unwrap().to_luma8(),
+        image::open(ds.join(&r.mask)).unwrap().to_luma8()
+    );
     // Nothing temporary is left.
     assert!(tree(&ds).keys().all(|k| !k.contains(".tmp-")));
 }
@@ -258,10 +282,28 @@ fn discover_ranks_from_its_cache_and_renders_pairs() {
     let s = setup(4);
     let w = weights();
     let args = |extra: &[&'static str]| -> Vec<String> {
-        let mut a: Vec<String> = ["discover", "-w", &w, "--images", &s.images, "-o", "run", "--group", "label", "--top", "2", "--per-feature", "3", "--show", "2", "--attack-steps", "2"]
-            .iter()
-            .map(|x| x.to_string())
-            .collect();
+        let mut a: Vec<String> = [
+            "discover",
+            "-w",
+            &w,
+            "--images",
+            &s.images,
+            "-o",
+            "run",
+            "--group",
+            "label",
+            "--top",
+            "2",
+            "--per-feature",
+            "3",
+            "--show",
+            "2",
+            "--attack-steps",
+            "2",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
         a.extend(extra.iter().map(|x| x.to_string()));
         a
     };
@@ -310,18 +352,26 @@ fn eval_reports_core_and_spurious_accuracy_reproducibly() {
     let w = weights();
     ok(&build_args(&s, &w, "ds"), &s.root);
     let eval = |out: &str, seed: &str| {
-        ok(&["eval", "-w", &w, "--dataset", "ds", "--images", &s.images, "--trials", "2", "--seed", seed, "-o", out], &s.root)
+        ok(
+            &["eval", "-w", &w, "--dataset", "ds", "--images", &s.images, "--trials", "2", "--seed", seed, "-o", out],
+            &s.root,
+        )
     };
     eval("e1", "7");
     eval("e2", "7");
     assert_same_tree(&s.root.join("e1"), &s.root.join("e2"));
     let e1 = s.root.join("e1");
     let core = std::fs::read_to_string(e1.join("noise_in_core_features/std_0.25.csv")).unwrap();
-    assert!(core.starts_with("class_index,class_name,clean_accuracy,spurious_accuracy\n") && core.lines().count() == 4, "{core}");
+    assert!(
+        core.starts_with("class_index,class_name,clean_accuracy,spurious_accuracy\n") && core.lines().count() == 4,
+        "{core}"
+    );
     let spur = std::fs::read_to_string(e1.join("noise_in_spurious_features/std_0.25.csv")).unwrap();
     assert!(spur.starts_with("class_index,class_name,clean_accuracy,core_accuracy\n"));
     let single = std::fs::read_to_string(e1.join("noise_in_single_feature/std_0.25.csv")).unwrap();
-    assert!(single.starts_with("class_index,feature_index,feature_rank,feature_label,class_name,clean_accuracy,noisy_accuracy\n"));
+    assert!(single.starts_with(
+        "class_index,feature_index,feature_rank,feature_label,class_name,clean_accuracy,noisy_accuracy\n"
+    ));
     assert_eq!(single.lines().count(), 7);
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(e1.join("summary.json")).unwrap()).unwrap();
     for key in ["core_accuracy", "spurious_accuracy", "rcs"] {
@@ -351,7 +401,10 @@ fn eval_reports_core_and_spurious_accuracy_reproducibly() {
             }
         }
     }
-    let out = ok(&["eval", "-w", &w, "--dataset", "paper", "--images", &s.images, "--annotations", &s.labels, "-o", "e3"], &s.root);
+    let out = ok(
+        &["eval", "-w", &w, "--dataset", "paper", "--images", &s.images, "--annotations", &s.labels, "-o", "e3"],
+        &s.root,
+    );
     assert!(out.contains("core_accuracy"), "{out}");
 }
 
@@ -367,9 +420,13 @@ fn labels_reads_both_formats() {
         + &(0..5).map(|i| format!("{i},n02281406,325,1305,1,main_object,5.0,wings\n")).collect::<String>();
     std::fs::write(dir.path().join("mturk.csv"), mturk).unwrap();
     let text = ok(&["labels", "--annotations", "mturk.csv"], dir.path());
-    assert!(text.contains("sulphur butterfly (325)") && text.contains("core: 1305") && text.contains("spurious: 1797"), "{text}");
+    assert!(
+        text.contains("sulphur butterfly (325)") && text.contains("core: 1305") && text.contains("spurious: 1797"),
+        "{text}"
+    );
     assert!(text.contains("2 pairs in 1 classes: 1 core, 1 spurious"), "{text}");
-    let json: Value = serde_json::from_str(&ok(&["labels", "--annotations", "mturk.csv", "--json"], dir.path())).unwrap();
+    let json: Value =
+        serde_json::from_str(&ok(&["labels", "--annotations", "mturk.csv", "--json"], dir.path())).unwrap();
     assert_eq!(json["classes"][0]["spurious"][0], 1797);
     assert_eq!(json["summary"]["spurious_by_kind"]["ambiguous"], 1);
 }
@@ -379,12 +436,17 @@ fn labels_reads_both_formats() {
 #[test]
 #[ignore = "needs the paper's labels (../shared/salient_imagenet/ or SALIENT_MTURK_CSV): `make test` runs it"]
 fn published_mturk_labels() {
-    let path = std::env::var_os("SALIENT_MTURK_CSV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/salient_imagenet/discover_spurious_features.csv"));
-    assert!(path.exists(), "{} is missing: give the paper's discover_spurious_features.csv with SALIENT_MTURK_CSV", path.display());
+    let path = std::env::var_os("SALIENT_MTURK_CSV").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/salient_imagenet/discover_spurious_features.csv")
+    });
+    assert!(
+        path.exists(),
+        "{} is missing: give the paper's discover_spurious_features.csv with SALIENT_MTURK_CSV",
+        path.display()
+    );
     let dir = tempfile::tempdir().unwrap();
-    let json: Value = serde_json::from_str(&ok(&["labels", "--annotations", path.to_str().unwrap(), "--json"], dir.path())).unwrap();
+    let json: Value =
+        serde_json::from_str(&ok(&["labels", "--annotations", path.to_str().unwrap(), "--json"], dir.path())).unwrap();
     let s = &json["summary"];
     assert_eq!((s["pairs"].as_u64(), s["core"].as_u64(), s["spurious"].as_u64()), (Some(5000), Some(4370), Some(630)));
     assert_eq!(s["classes_with_spurious"], 357);
@@ -423,7 +485,9 @@ fn slurm_scripts_build_shards_and_merge_them() {
             .env("BATCH_SIZE", "3")
             .env("OUT", s.root.join("slurm-out"));
         if let Some(t) = task {
-            c.env("SLURM_ARRAY_TASK_ID", (t + 10).to_string()).env("SLURM_ARRAY_TASK_MIN", "10").env("SLURM_ARRAY_TASK_COUNT", "3");
+            c.env("SLURM_ARRAY_TASK_ID", (t + 10).to_string())
+                .env("SLURM_ARRAY_TASK_MIN", "10")
+                .env("SLURM_ARRAY_TASK_COUNT", "3");
         }
         let o = c.output().unwrap();
         assert!(o.status.success(), "{name}: {}", stderr(&o));

@@ -9,7 +9,9 @@ use salient_tests::release::{make_release_layout, mturk_csv, release_map};
 use salient_tests::*;
 
 fn app() -> PathBuf {
-    let dist = std::env::var_os("SALIENT_APP_DIR").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist"));
+    let dist = std::env::var_os("SALIENT_APP_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist"));
     assert!(dist.join("index.html").exists(), "{}: build the app first (make app)", dist.display());
     dist
 }
@@ -102,12 +104,17 @@ fn a_build_becomes_a_site_with_thumbnails_and_7x7_maps() {
     ] {
         std::fs::create_dir_all(root.join("images").join(wnid)).unwrap();
         for p in photos {
-            std::fs::copy(fixture(&format!("images/{p}")), root.join("images").join(wnid).join(format!("{wnid}_{p}"))).unwrap();
+            std::fs::copy(fixture(&format!("images/{p}")), root.join("images").join(wnid).join(format!("{wnid}_{p}")))
+                .unwrap();
         }
     }
-    std::fs::write(root.join("labels.csv"), "class,feature,label,rank\n0,3,core,1\n0,9,spurious,2\n1,4,core,1\n").unwrap();
+    std::fs::write(root.join("labels.csv"), "class,feature,label,rank\n0,3,core,1\n0,9,spurious,2\n1,4,core,1\n")
+        .unwrap();
     let w = fixture("model.safetensors").display().to_string();
-    ok(&["build", "-w", &w, "--images", "images", "--annotations", "labels.csv", "--per-feature", "4", "-o", "ds"], root);
+    ok(
+        &["build", "-w", &w, "--images", "images", "--annotations", "labels.csv", "--per-feature", "4", "-o", "ds"],
+        root,
+    );
     let app = app().display().to_string();
     let out = ok(&["site", "--dataset", "ds", "--images", "images", "--app", &app, "-o", "site"], root);
     println!("{out}");
@@ -117,10 +124,13 @@ fn a_build_becomes_a_site_with_thumbnails_and_7x7_maps() {
     let page: ClassPage = read(&root.join("site/data/classes/0.json"));
     for f in &page.features {
         for i in &f.images {
-            let thumb = image::open(root.join("site").join(salient_engine::site::thumb_path(&page.wnid, &i.image))).unwrap();
+            let thumb =
+                image::open(root.join("site").join(salient_engine::site::thumb_path(&page.wnid, &i.image))).unwrap();
             assert_eq!((thumb.width(), thumb.height()), (112, 112));
             // The build's own PNG mask, drawn back from the stored map: within a gray level or two.
-            let png = image::open(root.join("ds").join(format!("{}/feature_{}/{}.png", page.wnid, f.feature, i.image))).unwrap().to_luma8();
+            let png = image::open(root.join("ds").join(format!("{}/feature_{}/{}.png", page.wnid, f.feature, i.image)))
+                .unwrap()
+                .to_luma8();
             let drawn = salient_engine::nam::to_gray(&MaskMap::decode(&i.map).unwrap().mask(png.width() as usize));
             let worst = drawn.iter().zip(png.as_raw()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
             assert!(worst <= 2, "{}: the map draws the mask back {worst} gray levels off", i.image);
@@ -132,12 +142,25 @@ fn a_build_becomes_a_site_with_thumbnails_and_7x7_maps() {
     // A mask gone missing: an error naming it, the earlier site untouched, no half site left.
     let before = std::fs::read(root.join("site/data/site.json")).unwrap();
     // (The index names the PNG masks; the JPEGs beside them are the paper's format.)
-    let mask = std::fs::read_dir(root.join("ds/n00000000/feature_3")).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "png")).unwrap();
+    let mask = std::fs::read_dir(root.join("ds/n00000000/feature_3"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap();
     std::fs::remove_file(&mask).unwrap();
     let o = salient(&["site", "--dataset", "ds", "--images", "images", "--app", &app, "-o", "site"], root);
     assert_one_line_error(&o, &mask.file_name().unwrap().to_string_lossy());
-    assert_eq!(std::fs::read(root.join("site/data/site.json")).unwrap(), before, "the earlier site is replaced only by a finished one");
-    let leftovers: Vec<_> = std::fs::read_dir(root).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("partial")).collect();
+    assert_eq!(
+        std::fs::read(root.join("site/data/site.json")).unwrap(),
+        before,
+        "the earlier site is replaced only by a finished one"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
     assert!(leftovers.is_empty(), "a half-written site was left: {leftovers:?}");
 }
 

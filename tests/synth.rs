@@ -33,7 +33,10 @@ fn generator_is_deterministic_and_complete() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     for (out, seed) in [("a", "7"), ("b", "7"), ("c", "8")] {
-        let o = salient(&["synth", "generate", "-o", out, "--seed", seed, "--train-per-class", "4", "--test-per-class", "2"], p);
+        let o = salient(
+            &["synth", "generate", "-o", out, "--seed", seed, "--train-per-class", "4", "--test-per-class", "2"],
+            p,
+        );
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let (a, b, c) = (tree(&p.join("a")), tree(&p.join("b")), tree(&p.join("c")));
@@ -56,7 +59,22 @@ fn training_is_reproducible_from_command_and_seed() {
     let o = salient(&["synth", "generate", "-o", "bench", "--train-per-class", "3", "--test-per-class", "1"], p);
     assert!(o.status.success(), "{}", stderr(&o));
     for out in ["a.safetensors", "b.safetensors"] {
-        let args = ["synth", "train", "--data", "bench", "-o", out, "--epochs", "1", "--batch-size", "10", "--steps", "1", "--width", "4"];
+        let args = [
+            "synth",
+            "train",
+            "--data",
+            "bench",
+            "-o",
+            out,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "10",
+            "--steps",
+            "1",
+            "--width",
+            "4",
+        ];
         let o = salient(&args, p);
         assert!(o.status.success(), "{}", stderr(&o));
     }
@@ -81,7 +99,20 @@ fn the_pipeline_recovers_the_planted_cues() {
     let o = salient(&["synth", "generate", "-o", "bench", "--train-per-class", "40", "--test-per-class", "16"], p);
     assert!(o.status.success(), "{}", stderr(&o));
     let (robust, plain) = (model("synth-robust.safetensors"), model("synth-plain.safetensors"));
-    let args = ["synth", "score", "--data", "bench", "--robust", &robust, "--plain", &plain, "-o", "run", "--attack-steps", "0"];
+    let args = [
+        "synth",
+        "score",
+        "--data",
+        "bench",
+        "--robust",
+        &robust,
+        "--plain",
+        &plain,
+        "-o",
+        "run",
+        "--attack-steps",
+        "0",
+    ];
     let o = salient(&args, p);
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let score: Value = serde_json::from_str(&std::fs::read_to_string(p.join("run/score.json")).unwrap()).unwrap();
@@ -90,7 +121,11 @@ fn the_pipeline_recovers_the_planted_cues() {
     // The background textures (stripes in circles, dots in crosses) are found; see the README
     // for what limits the rest.
     let found = |class: u64, cue: &str| {
-        score["pairs"].as_array().unwrap().iter().any(|p| p["class"] == class && p["label"] == "spurious" && p["cue"] == cue)
+        score["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["class"] == class && p["label"] == "spurious" && p["cue"] == cue)
     };
     assert!(found(0, "stripes") && found(3, "dots"), "{}", stdout(&o));
     assert!(f("recall") >= 0.4, "recall {}", f("recall"));

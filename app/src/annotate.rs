@@ -59,7 +59,14 @@ fn export_csv(pairs: &[AnnotatePair], answers: &BTreeMap<String, Answer>) -> Str
                 _ => votes.background = 1,
             }
             let label = if a.main == "main_object" { Label::Core } else { Label::Spurious };
-            Some(Pair { class: p.class, feature: p.feature, label, rank: Some(p.rank), votes: Some(votes), answers: Vec::new() })
+            Some(Pair {
+                class: p.class,
+                feature: p.feature,
+                label,
+                rank: Some(p.rank),
+                votes: Some(votes),
+                answers: Vec::new(),
+            })
         })
         .collect();
     Annotations { pairs, ..Default::default() }.to_csv()

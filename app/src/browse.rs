@@ -31,7 +31,12 @@ pub fn ClassList(site: Arc<SiteIndex>) -> impl IntoView {
             let mut list: Vec<_> = site
                 .classes
                 .iter()
-                .filter(|c| q.is_empty() || c.name.to_lowercase().contains(&q) || c.wnid.contains(&q) || c.class.to_string() == q)
+                .filter(|c| {
+                    q.is_empty()
+                        || c.name.to_lowercase().contains(&q)
+                        || c.wnid.contains(&q)
+                        || c.class.to_string() == q
+                })
                 .filter(|c| !only_spurious.get() || !c.spurious.is_empty())
                 .cloned()
                 .collect();
@@ -115,7 +120,10 @@ fn label_badge(label: Label, votes: Option<Votes>, source: &LabelSource) -> impl
         Some(v) => {
             let total = v.main_object + v.spurious();
             (
-                format!("{text} · {} of {total} votes", if label == Label::Spurious { v.spurious() } else { v.main_object }),
+                format!(
+                    "{text} · {} of {total} votes",
+                    if label == Label::Spurious { v.spurious() } else { v.main_object }
+                ),
                 format!(
                     "{} main object, {} separate object, {} background ({})",
                     v.main_object, v.separate_object, v.background, source.file
@@ -128,7 +136,10 @@ fn label_badge(label: Label, votes: Option<Votes>, source: &LabelSource) -> impl
 }
 
 /// Loads a class page, then shows `inner` with it.
-fn with_class_page<V: IntoView + 'static>(class: usize, inner: impl Fn(Rc<ClassPage>) -> V + Send + Sync + 'static) -> impl IntoView {
+fn with_class_page<V: IntoView + 'static>(
+    class: usize,
+    inner: impl Fn(Rc<ClassPage>) -> V + Send + Sync + 'static,
+) -> impl IntoView {
     let page = LocalResource::new(move || data::class(class));
     let inner = Arc::new(inner);
     view! {
@@ -349,7 +360,10 @@ pub fn ImageView(site: Arc<SiteIndex>, class: usize, feature: usize, image: Stri
         let i = f.images[k].clone();
         let neighbour = |d: isize| {
             let at = k as isize + d;
-            (at >= 0).then(|| f.images.get(at as usize)).flatten().map(|n| Route::Image(class, feature, n.image.clone()).href())
+            (at >= 0)
+                .then(|| f.images.get(at as usize))
+                .flatten()
+                .map(|n| Route::Image(class, feature, n.image.clone()).href())
         };
         let fires = i.activation.map(|a| format!(" fires at {a:.3}")).unwrap_or_default();
         view! {

@@ -25,17 +25,29 @@ pub enum Style {
 
 /// A mask from the site (a base64 map) on a canvas.
 #[component]
-pub fn MaskCanvas(map: String, #[prop(into)] opacity: Signal<f64>, #[prop(default = Style::Heat)] style: Style) -> impl IntoView {
+pub fn MaskCanvas(
+    map: String,
+    #[prop(into)] opacity: Signal<f64>,
+    #[prop(default = Style::Heat)] style: Style,
+) -> impl IntoView {
     let levels = MaskMap::decode(&map).map(|m| to_gray(&m.mask(SIDE)));
     match levels {
-        Ok(levels) => view! { <LevelsCanvas levels=Rc::new(levels) side=SIDE opacity=opacity style=style /> }.into_any(),
+        Ok(levels) => {
+            view! { <LevelsCanvas levels=Rc::new(levels) side=SIDE opacity=opacity style=style /> }.into_any()
+        }
         Err(e) => view! { <span class="error">{e}</span> }.into_any(),
     }
 }
 
 /// Gray levels (`side × side`) on a canvas.
 #[component]
-pub fn LevelsCanvas(levels: Rc<Vec<u8>>, side: usize, #[prop(into)] opacity: Signal<f64>, style: Style, #[prop(optional)] id: &'static str) -> impl IntoView {
+pub fn LevelsCanvas(
+    levels: Rc<Vec<u8>>,
+    side: usize,
+    #[prop(into)] opacity: Signal<f64>,
+    style: Style,
+    #[prop(optional)] id: &'static str,
+) -> impl IntoView {
     let canvas = NodeRef::<leptos::html::Canvas>::new();
     Effect::new(move |_| {
         if let Some(c) = canvas.get() {
@@ -87,10 +99,12 @@ pub fn heat_rgba(mask: &[u8]) -> Vec<u8> {
 /// The legend of the heat colours: what blue and red mean.
 #[component]
 pub fn ColourBar() -> impl IntoView {
-    let stops: Vec<String> = (0..=8).map(|i| {
-        let [r, g, b] = jet((i * 255 / 8) as u8);
-        format!("rgb({r},{g},{b}) {}%", i * 100 / 8)
-    }).collect();
+    let stops: Vec<String> = (0..=8)
+        .map(|i| {
+            let [r, g, b] = jet((i * 255 / 8) as u8);
+            format!("rgb({r},{g},{b}) {}%", i * 100 / 8)
+        })
+        .collect();
     view! {
         <figure class="colour-bar">
             <div class="bar" role="img" aria-label="Colour scale: blue where the feature is silent, red where it is at its peak"
@@ -106,7 +120,8 @@ pub fn blob_url(bytes: &[u8], mime: &str) -> Result<String, String> {
     let parts = js_sys::Array::of1(&array);
     let options = web_sys::BlobPropertyBag::new();
     options.set_type(mime);
-    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(|_| "cannot make a blob".to_string())?;
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options)
+        .map_err(|_| "cannot make a blob".to_string())?;
     web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| "cannot make a blob URL".to_string())
 }
 

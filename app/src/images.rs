@@ -24,8 +24,17 @@ pub struct LocalImages {
 
 impl LocalImages {
     pub fn new() -> Self {
-        let base = window().local_storage().ok().flatten().and_then(|s| s.get_item(BASE_KEY).ok().flatten()).filter(|b| !b.is_empty());
-        LocalImages { files: StoredValue::new_local(HashMap::new()), count: RwSignal::new(0), base: RwSignal::new(base) }
+        let base = window()
+            .local_storage()
+            .ok()
+            .flatten()
+            .and_then(|s| s.get_item(BASE_KEY).ok().flatten())
+            .filter(|b| !b.is_empty());
+        LocalImages {
+            files: StoredValue::new_local(HashMap::new()),
+            count: RwSignal::new(0),
+            base: RwSignal::new(base),
+        }
     }
 
     fn set_files(self, list: &web_sys::FileList) {
@@ -94,7 +103,12 @@ pub fn ImageSourcePicker() -> impl IntoView {
 /// One image of the dataset at the masks' view: the site's thumbnail, or the visitor's copy
 /// cropped in the page, or a placeholder saying where to get it.
 #[component]
-pub fn DatasetImage(thumb: Option<String>, source: String, view_text: Arc<str>, #[prop(optional)] big: bool) -> impl IntoView {
+pub fn DatasetImage(
+    thumb: Option<String>,
+    source: String,
+    view_text: Arc<str>,
+    #[prop(optional)] big: bool,
+) -> impl IntoView {
     if let Some(t) = thumb {
         return view! { <img class="thumb" src=t alt="" loading="lazy" decoding="async" /> }.into_any();
     }

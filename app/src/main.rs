@@ -25,7 +25,10 @@ use route::{Route, use_route};
 /// The page's title for a route, e.g. "tench · feature 59 · Salient".
 fn page_title(route: &Route, site: Option<&SiteIndex>) -> String {
     let site_title = site.map_or("Salient", |s| s.title.as_str());
-    let class = |c: usize| site.and_then(|s| s.classes.iter().find(|k| k.class == c)).map_or_else(|| format!("class {c}"), |k| k.name.clone());
+    let class = |c: usize| {
+        site.and_then(|s| s.classes.iter().find(|k| k.class == c))
+            .map_or_else(|| format!("class {c}"), |k| k.name.clone())
+    };
     let page = match route {
         Route::Classes => "Classes".to_owned(),
         Route::Class(c) => class(*c),
@@ -70,7 +73,10 @@ fn App() -> impl IntoView {
             let r = r.clone();
             move || {
                 std::mem::discriminant(&route.get()) == std::mem::discriminant(&r)
-                    || matches!((&route.get(), &r), (Route::Class(_) | Route::Feature(..) | Route::Image(..), Route::Classes))
+                    || matches!(
+                        (&route.get(), &r),
+                        (Route::Class(_) | Route::Feature(..) | Route::Image(..), Route::Classes)
+                    )
             }
         };
         let current = active.clone();

@@ -24,7 +24,9 @@ impl Route {
             [] | ["classes"] => Some(Route::Classes),
             ["class", c] => num(c).map(Route::Class),
             ["class", c, "feature", f] => num(c).zip(num(f)).map(|(c, f)| Route::Feature(c, f)),
-            ["class", c, "feature", f, "image", i] => num(c).zip(num(f)).map(|(c, f)| Route::Image(c, f, (*i).to_owned())),
+            ["class", c, "feature", f, "image", i] => {
+                num(c).zip(num(f)).map(|(c, f)| Route::Image(c, f, (*i).to_owned()))
+            }
             ["upload"] => Some(Route::Upload),
             ["annotate"] => Some(Route::Annotate(0)),
             ["annotate", k] => num(k).map(Route::Annotate),

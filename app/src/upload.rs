@@ -19,8 +19,12 @@ use crate::route::Route;
 use crate::worker;
 
 /// The sample photos shipped with the app (public/samples/).
-const SAMPLES: [(&str, &str); 4] =
-    [("chelsea.jpg", "a cat"), ("coffee.jpg", "a cup of coffee"), ("rocket.jpg", "a rocket"), ("astronaut.jpg", "an astronaut")];
+const SAMPLES: [(&str, &str); 4] = [
+    ("chelsea.jpg", "a cat"),
+    ("coffee.jpg", "a cup of coffee"),
+    ("rocket.jpg", "a rocket"),
+    ("astronaut.jpg", "an astronaut"),
+];
 
 /// Below this top-class probability the page warns that the image may show none of the classes.
 const UNSURE: f32 = 0.5;
@@ -86,7 +90,9 @@ impl ModelHandle {
 
     fn on_message(self, message: FromWorker, model: &SiteModel, backend: &str) {
         match message {
-            FromWorker::Ready => self.with_worker(|w| worker::send(w, &ToWorker::Load { model: model.clone(), backend: backend.into() }, None)),
+            FromWorker::Ready => self.with_worker(|w| {
+                worker::send(w, &ToWorker::Load { model: model.clone(), backend: backend.into() }, None)
+            }),
             FromWorker::Progress { done, total } => self.status.set(Status::Loading { done, total }),
             FromWorker::Loaded { backend, from_cache, load_ms, description } => {
                 self.status.set(Status::Ready { backend, from_cache, load_ms, description });
@@ -106,7 +112,11 @@ impl ModelHandle {
     }
 
     fn with_worker(self, f: impl FnOnce(&Worker)) {
-        self.worker.with_value(|w| if let Some(w) = w { f(w) });
+        self.worker.with_value(|w| {
+            if let Some(w) = w {
+                f(w)
+            }
+        });
     }
 
     fn post(self, name: String, bytes: js_sys::Uint8Array) {
@@ -177,7 +187,11 @@ fn publish_for_tests(a: &Analysis, ms: f64) {
 fn read_and_analyse(handle: ModelHandle, file: web_sys::File) {
     let name = file.name();
     if file.size() > MAX_FILE_BYTES as f64 {
-        handle.result.set(Some(Err(format!("{name}: the file is {:.0} MB, over the {} MB limit", file.size() / 1e6, MAX_FILE_BYTES >> 20))));
+        handle.result.set(Some(Err(format!(
+            "{name}: the file is {:.0} MB, over the {} MB limit",
+            file.size() / 1e6,
+            MAX_FILE_BYTES >> 20
+        ))));
         return;
     }
     handle.busy.set(true);
@@ -211,7 +225,8 @@ fn analyse_sample(handle: ModelHandle, file: &'static str) {
 pub fn Upload(site: Arc<SiteIndex>) -> impl IntoView {
     let handle = expect_context::<ModelHandle>();
     handle.ensure_loading(&site);
-    let status_view = move || match handle.status.get() {
+    let status_view = move || {
+        match handle.status.get() {
         Status::Idle | Status::Starting => view! { <div class="status loading">"Starting the engine…"</div> }.into_any(),
         Status::Loading { done, total } => view! {
             <div class="status loading">
@@ -232,16 +247,24 @@ pub fn Upload(site: Arc<SiteIndex>) -> impl IntoView {
             <div class="status error">"This site has no model: rebuild it with `salient site --weights …` to analyse your own images."</div>
         }
         .into_any(),
+    }
     };
     let knows = site.model.as_ref().map(|m| {
         if m.classes == 1000 {
-            format!("The model ({}) knows ImageNet's 1000 classes. A photo of something else still gets one of them.", m.description)
+            format!(
+                "The model ({}) knows ImageNet's 1000 classes. A photo of something else still gets one of them.",
+                m.description
+            )
         } else {
             format!(
                 "The model ({}) knows only {} classes{}: whatever the photo shows, it answers with one of them.",
                 m.description,
                 m.classes,
-                if site.classes.len() <= 20 { format!(" ({})", site.classes.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(", ")) } else { String::new() }
+                if site.classes.len() <= 20 {
+                    format!(" ({})", site.classes.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(", "))
+                } else {
+                    String::new()
+                }
             )
         }
     });
@@ -292,11 +315,24 @@ fn results(site: &SiteIndex, a: &Analysis) -> impl IntoView + use<> {
     let class_name = a.top5[0].1.clone();
     let site_class = site.classes.iter().find(|c| c.class == class).cloned();
     let label_of = |j: usize| {
-        site_class.as_ref().and_then(|c| if c.core.contains(&j) { Some(Label::Core) } else if c.spurious.contains(&j) { Some(Label::Spurious) } else { None })
+        site_class.as_ref().and_then(|c| {
+            if c.core.contains(&j) {
+                Some(Label::Core)
+            } else if c.spurious.contains(&j) {
+                Some(Label::Spurious)
+            } else {
+                None
+            }
+        })
     };
     let badge = |l: Option<Label>| match l {
-        Some(Label::Core) => view! { <span class="badge core" title=format!("Label from {}", site.labels.file)>"core"</span> }.into_any(),
-        Some(Label::Spurious) => view! { <span class="badge spurious" title=format!("Label from {}", site.labels.file)>"spurious"</span> }.into_any(),
+        Some(Label::Core) => {
+            view! { <span class="badge core" title=format!("Label from {}", site.labels.file)>"core"</span> }.into_any()
+        }
+        Some(Label::Spurious) => {
+            view! { <span class="badge spurious" title=format!("Label from {}", site.labels.file)>"spurious"</span> }
+                .into_any()
+        }
         None => view! { <span class="badge">"unlabelled"</span> }.into_any(),
     };
     let view_rgb = Rc::new(a.view.clone());

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 use rayon::prelude::*;
-use salient_engine::{decode, fsutil};
 use salient_engine::preprocess::View;
+use salient_engine::{decode, fsutil};
 
 use crate::error::{Error, Result};
 
@@ -31,7 +31,10 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             walk(p, &mut out, &mut seen)?;
             out[before..].sort();
             if out.len() == before {
-                return Err(Error::Usage(format!("{}: the folder holds no JPEG, PNG or WebP images", fsutil::shown(p))));
+                return Err(Error::Usage(format!(
+                    "{}: the folder holds no JPEG, PNG or WebP images",
+                    fsutil::shown(p)
+                )));
             }
         } else {
             out.push(p.clone());

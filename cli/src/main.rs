@@ -18,7 +18,10 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use commands::{attack, bench, build, convert, discover, eval, explain, fetch, labels, mask, merge, predict, rank, serve, site, spuriosity};
+use commands::{
+    attack, bench, build, convert, discover, eval, explain, fetch, labels, mask, merge, predict, rank, serve, site,
+    spuriosity,
+};
 
 /// Find the spurious features an image classifier relies on.
 ///

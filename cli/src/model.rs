@@ -29,7 +29,7 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The weights file in use, after the defaults (`None`: the untrained fallback).
+    /// The weights file in use, after the defaults (`None`: the built-in benchmark model).
     pub fn weights_path(&self) -> Option<PathBuf> {
         self.weights.clone().or_else(|| default_model_path().filter(|p| p.exists()))
     }
@@ -75,7 +75,10 @@ pub fn check_features(engine: &Engine, features: &[usize]) -> Result<()> {
 pub fn check_class(engine: &Engine, class: usize) -> Result<()> {
     let c = engine.config.num_classes;
     if class >= c {
-        return Err(crate::error::Error::Usage(format!("class {class} does not exist: this model has {c} classes (0–{})", c - 1)));
+        return Err(crate::error::Error::Usage(format!(
+            "class {class} does not exist: this model has {c} classes (0–{})",
+            c - 1
+        )));
     }
     Ok(())
 }

@@ -7,9 +7,9 @@
 
 use std::time::Instant;
 
+use burn::module::Module;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use salient_engine::model::ResNetConfig;
 
@@ -57,7 +57,10 @@ fn main() {
     let batch: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(16);
     let device = Device::flex();
     println!("ResNet-50 convolutions, batch {batch}, burn flex; times are per occurrence, medians of 3");
-    println!("{:>26} {:>4} {:>10} {:>10} {:>9} {:>9}", "c_in→c_out k/stride @side", "n", "conv ms", "gemm ms", "conv GF/s", "conv/gemm");
+    println!(
+        "{:>26} {:>4} {:>10} {:>10} {:>9} {:>9}",
+        "c_in→c_out k/stride @side", "n", "conv ms", "gemm ms", "conv GF/s", "conv/gemm"
+    );
     let (mut conv_total, mut gemm_total, mut flops_total) = (0.0, 0.0, 0.0);
     let mut by_kind = std::collections::BTreeMap::<String, (f64, f64)>::new();
     for (c_in, c_out, k, stride, side, count) in CONVS {
@@ -95,7 +98,12 @@ fn main() {
     }
     println!();
     for (kind, (conv, gemm)) in &by_kind {
-        println!("{kind:>14}: {:7.1} ms conv, {:7.1} ms as gemm ({:4.1}% of conv time)", conv * 1e3, gemm * 1e3, 100.0 * conv / conv_total);
+        println!(
+            "{kind:>14}: {:7.1} ms conv, {:7.1} ms as gemm ({:4.1}% of conv time)",
+            conv * 1e3,
+            gemm * 1e3,
+            100.0 * conv / conv_total
+        );
     }
     let model = ResNetConfig::resnet50().init(&device, 0).valid().fold_batch_norms();
     let x = Tensor::<4>::random([batch, 3, 224, 224], Distribution::Uniform(0.0, 1.0), &device);

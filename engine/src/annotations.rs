@@ -176,14 +176,18 @@ impl Annotations {
             let int = |n: &str| -> Result<usize, Error> {
                 field(n).parse().map_err(|_| fail(line, format!("column {n} holds {:?}, not a whole number", field(n))))
             };
-            let (class_col, feature_col) = if mturk { ("Input.class_index", "Input.feature_index") } else { ("class", "feature") };
+            let (class_col, feature_col) =
+                if mturk { ("Input.class_index", "Input.feature_index") } else { ("class", "feature") };
             let class = int(class_col)?;
             let feature = int(feature_col)?;
             if class >= bounds.classes {
                 return Err(fail(line, format!("unknown class {class}: the model has {} classes", bounds.classes)));
             }
             if feature >= bounds.features {
-                return Err(fail(line, format!("feature {feature} does not exist: the model has {} features", bounds.features)));
+                return Err(fail(
+                    line,
+                    format!("feature {feature} does not exist: the model has {} features", bounds.features),
+                ));
             }
             let wnid = field("Input.wordnet_id");
             if mturk && !wnid.is_empty() && bounds.classes == 1000 && imagenet::index_of(wnid) != Some(class) {
@@ -214,7 +218,12 @@ impl Annotations {
                     "" => None,
                     c => match c.parse::<f32>() {
                         Ok(v) if (0.0..=5.0).contains(&v) => Some(v),
-                        _ => return Err(fail(line, format!("column Answer.confidence holds {c:?}, not a number from 0 to 5"))),
+                        _ => {
+                            return Err(fail(
+                                line,
+                                format!("column Answer.confidence holds {c:?}, not a number from 0 to 5"),
+                            ));
+                        }
                     },
                 };
                 // Reasons are free text: at most 2000 characters of it are kept.
@@ -236,9 +245,9 @@ impl Annotations {
                     ("votes_background", &mut entry.1.background),
                 ] {
                     if !field(column).is_empty() {
-                        *slot = field(column)
-                            .parse()
-                            .map_err(|_| fail(line, format!("column {column} holds {:?}, not a count", field(column))))?;
+                        *slot = field(column).parse().map_err(|_| {
+                            fail(line, format!("column {column} holds {:?}, not a count", field(column)))
+                        })?;
                     }
                 }
             }
@@ -247,7 +256,14 @@ impl Annotations {
             .into_iter()
             .map(|((class, feature), (rank, votes, label, answers))| {
                 let has_votes = votes != Votes::default();
-                Pair { class, feature, label: label.unwrap_or_else(|| votes.label()), rank, votes: has_votes.then_some(votes), answers }
+                Pair {
+                    class,
+                    feature,
+                    label: label.unwrap_or_else(|| votes.label()),
+                    rank,
+                    votes: has_votes.then_some(votes),
+                    answers,
+                }
             })
             .collect();
         out.sort_by_key(|p| (p.class, p.rank.unwrap_or(usize::MAX), p.feature));
@@ -280,7 +296,10 @@ impl Annotations {
         let mut s = String::from("class,feature,label,rank,votes_main_object,votes_separate_object,votes_background\n");
         for p in &self.pairs {
             let rank = p.rank.map(|r| r.to_string()).unwrap_or_default();
-            let v = p.votes.map(|v| format!("{},{},{}", v.main_object, v.separate_object, v.background)).unwrap_or(",,".into());
+            let v = p
+                .votes
+                .map(|v| format!("{},{},{}", v.main_object, v.separate_object, v.background))
+                .unwrap_or(",,".into());
             s.push_str(&format!("{},{},{},{rank},{v}\n", p.class, p.feature, p.label.as_str()));
         }
         s
@@ -351,14 +370,19 @@ mod tests {
         let header = "WorkerId,Input.wordnet_id,Input.class_index,Input.feature_index,Input.feature_rank,Answer.main,Answer.confidence,Answer.reasons\n";
         let mut text = header.to_owned();
         // Worker A says background three times; B and C say main object.
-        for (worker, answer) in [("A", "background"), ("A", "background"), ("B", "main_object"), ("A", "background"), ("C", "main_object")] {
+        for (worker, answer) in
+            [("A", "background"), ("A", "background"), ("B", "main_object"), ("A", "background"), ("C", "main_object")]
+        {
             text.push_str(&format!("{worker},n02281406,325,1797,1,{answer},4.0,x\n"));
         }
         let a = Annotations::parse("t.csv", &text, B).unwrap();
         assert_eq!(a.pairs[0].votes, Some(Votes { main_object: 2, separate_object: 0, background: 1 }));
         assert_eq!(a.pairs[0].label, Label::Core, "one worker's three answers are one vote");
         assert_eq!(a.repeated.iter().map(|r| (r.line, r.worker.as_str())).collect::<Vec<_>>(), [(3, "A"), (5, "A")]);
-        assert_eq!(a.repeated[0].to_string(), "line 3: worker A answered class 325, feature 1797 again; only the first answer counts");
+        assert_eq!(
+            a.repeated[0].to_string(),
+            "line 3: worker A answered class 325, feature 1797 again; only the first answer counts"
+        );
     }
 
     #[test]
@@ -372,14 +396,23 @@ mod tests {
             rows.push((325, w, 1305, 1, a));
         }
         let a = Annotations::parse("t.csv", &mturk(&rows), B).unwrap();
-        assert_eq!(a.pairs.iter().map(|p| (p.feature, p.label)).collect::<Vec<_>>(), [(1305, Label::Core), (1797, Label::Spurious)]);
+        assert_eq!(
+            a.pairs.iter().map(|p| (p.feature, p.label)).collect::<Vec<_>>(),
+            [(1305, Label::Core), (1797, Label::Spurious)]
+        );
         assert_eq!(a.pairs[1].votes.unwrap().spurious_kind(), Some("ambiguous"));
         let s = a.summary();
         assert_eq!((s.pairs, s.core, s.spurious, s.classes_with_spurious), (2, 1, 1, 1));
         // Each worker's answer is kept, in file order, the quoted reason whole.
         let answers = &a.pairs[1].answers;
-        assert_eq!(answers.iter().map(|w| w.main.as_str()).collect::<Vec<_>>(), ["background", "separate_object", "background", "main_object", "main_object"]);
-        assert_eq!((answers[0].worker.as_str(), answers[0].confidence, answers[0].reasons.as_str()), ("0", Some(4.0), "because, reasons"));
+        assert_eq!(
+            answers.iter().map(|w| w.main.as_str()).collect::<Vec<_>>(),
+            ["background", "separate_object", "background", "main_object", "main_object"]
+        );
+        assert_eq!(
+            (answers[0].worker.as_str(), answers[0].confidence, answers[0].reasons.as_str()),
+            ("0", Some(4.0), "because, reasons")
+        );
         // Round trip through Salient's CSV, which holds the votes but not the answers.
         let back = Annotations::parse("t2.csv", &a.to_csv(), B).unwrap();
         let mut votes_only = a.clone();
@@ -395,7 +428,8 @@ mod tests {
         assert_eq!(e, "a.csv, line 3: feature 2048 does not exist: the model has 2048 features");
         let e = Annotations::parse("a.csv", "class,feature,label\n1000,2,core\n", B).unwrap_err().to_string();
         assert!(e.contains("line 2: unknown class 1000"), "{e}");
-        let e = Annotations::parse("a.csv", &mturk(&[(0, "n02281406", 5, 1, "background")]), B).unwrap_err().to_string();
+        let e =
+            Annotations::parse("a.csv", &mturk(&[(0, "n02281406", 5, 1, "background")]), B).unwrap_err().to_string();
         assert!(e.contains("line 2: class 0 is not WordNet id n02281406"), "{e}");
         let e = Annotations::parse("a.csv", "class,feature,label\n1,2,maybe\n", B).unwrap_err().to_string();
         assert!(e.contains("line 2: label \"maybe\""), "{e}");

@@ -221,7 +221,9 @@ mod tests {
         assert_eq!(parse_index("i", &text).unwrap(), vec![r.clone(), r]);
         let e = parse_index("index.jsonl", &(text.clone() + "{oops\n")).unwrap_err().to_string();
         assert!(e.starts_with("index.jsonl, line 3"), "{e}");
-        for (field, value) in [("mask", "/etc/shadow"), ("wnid", "../../../../tmp/x"), ("source", "a/../../b"), ("image", "a/b")] {
+        for (field, value) in
+            [("mask", "/etc/shadow"), ("wnid", "../../../../tmp/x"), ("source", "a/../../b"), ("image", "a/b")]
+        {
             let mut bad: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
             bad[field] = value.into();
             let e = parse_index("index.jsonl", &bad.to_string()).unwrap_err().to_string();

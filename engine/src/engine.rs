@@ -17,8 +17,6 @@ pub struct Engine {
     pub model: ResNet,
     pub config: ResNetConfig,
     pub device: Device,
-    /// False for randomly initialized weights (the fallback when none are given).
-    pub trained: bool,
     /// Where the weights came from, for messages.
     pub source: String,
     /// The classifier's weights on the host, `[classes, F]` (torch layout).
@@ -58,34 +56,22 @@ impl Engine {
             Some(names) => {
                 return Err(Error::checkpoint(
                     &sd.source,
-                    format!("its metadata names {} classes, but the classifier has {}", names.len(), config.num_classes),
+                    format!(
+                        "its metadata names {} classes, but the classifier has {}",
+                        names.len(),
+                        config.num_classes
+                    ),
                 ));
             }
             None => default_names(config.num_classes),
         };
         let view = sd.view.unwrap_or(View::IMAGENET);
-        Ok(Engine { model, config, device: device.clone(), trained: true, source: sd.source.clone(), fc, class_names, view })
+        Ok(Engine { model, config, device: device.clone(), source: sd.source.clone(), fc, class_names, view })
     }
 
     /// Reads a checkpoint file (any supported format) and loads it.
     pub fn load(path: &std::path::Path, device: &Device) -> Result<Self, Error> {
         Self::from_state_dict(&StateDict::load(path)?, device)
-    }
-
-    /// Randomly initialized weights, seeded: predictions mean nothing.
-    pub fn untrained(config: ResNetConfig, device: &Device, seed: u64) -> Self {
-        let model = config.init(device, seed).valid().fold_batch_norms();
-        let (f, c) = (config.feature_dim(), config.num_classes);
-        let w = model.fc.weight.val().into_data().try_to_vec::<f32>().unwrap_or_default();
-        let mut fc = vec![0.0; f * c];
-        for i in 0..f {
-            for o in 0..c {
-                fc[o * f + i] = w[i * c + o];
-            }
-        }
-        let source = format!("untrained {} (random weights, seed {seed})", describe(&config));
-        let class_names = default_names(config.num_classes);
-        Engine { model, config, device: device.clone(), trained: false, source, fc, class_names, view: View::IMAGENET }
     }
 
     /// The name of class `index`.
@@ -162,7 +148,9 @@ pub async fn to_images(images: Tensor<4>) -> Result<Vec<RgbImage>, Error> {
         .map(|k| {
             RgbImage::from_fn(w as u32, h as u32, |x, y| {
                 let i = y as usize * w + x as usize;
-                image::Rgb(std::array::from_fn(|c| (pixels[(k * 3 + c) * plane + i].clamp(0.0, 1.0) * 255.0).round() as u8))
+                image::Rgb(std::array::from_fn(|c| {
+                    (pixels[(k * 3 + c) * plane + i].clamp(0.0, 1.0) * 255.0).round() as u8
+                }))
             })
         })
         .collect())
@@ -186,9 +174,6 @@ pub fn describe(c: &ResNetConfig) -> String {
         .find(|n| ResNetConfig::by_name(n).map(|s| s.with_num_classes(c.num_classes)).as_ref() == Some(c))
         .map(|n| n.to_string())
         .unwrap_or_else(|| {
-            format!(
-                "ResNet ({:?} blocks {:?}, width {}, {} classes)",
-                c.block, c.layers, c.base_width, c.num_classes
-            )
+            format!("ResNet ({:?} blocks {:?}, width {}, {} classes)", c.block, c.layers, c.base_width, c.num_classes)
         })
 }

@@ -29,7 +29,10 @@ pub fn open_regular(path: &Path) -> Result<(File, u64), Error> {
     let meta = file.metadata().map_err(|e| Error::read(path, e))?;
     if !meta.is_file() {
         let kind = file_kind(&meta);
-        return Err(Error::read(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("it is {kind}, not a regular file"))));
+        return Err(Error::read(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("it is {kind}, not a regular file")),
+        ));
     }
     #[cfg(unix)]
     {
@@ -84,14 +87,23 @@ pub fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
 }
 
 fn too_large(len: u64, max: u64) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("the file is {len} bytes, over the limit of {max} bytes"))
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("the file is {len} bytes, over the limit of {max} bytes"),
+    )
 }
 
 /// A regular UTF-8 text file of at most [`MAX_DATA_FILE_BYTES`].
 pub fn read_text(path: &Path) -> Result<String, Error> {
     let bytes = read_file(path, MAX_DATA_FILE_BYTES)?;
     String::from_utf8(bytes).map_err(|e| {
-        Error::read(path, std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))
+        Error::read(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+            ),
+        )
     })
 }
 
@@ -109,7 +121,10 @@ pub fn check_relative(rel: &str) -> Result<(), String> {
         return Err(format!("the path {} holds control characters", escape(rel)));
     }
     if rel.starts_with('/') || rel.contains('\\') || Path::new(rel).is_absolute() {
-        return Err(format!("the path {} is absolute: paths in data files must be relative to their folder", escape(rel)));
+        return Err(format!(
+            "the path {} is absolute: paths in data files must be relative to their folder",
+            escape(rel)
+        ));
     }
     for part in rel.split('/') {
         match part {

@@ -7,12 +7,7 @@ const TSV: &str = include_str!("../data/imagenet_classes.tsv");
 /// `(wnid, name)` for class indices 0..1000 (sorted-wnid order, as ImageFolder assigns them).
 pub fn classes() -> &'static [(&'static str, &'static str)] {
     static CLASSES: OnceLock<Vec<(&str, &str)>> = OnceLock::new();
-    CLASSES.get_or_init(|| {
-        TSV.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_once('\t'))
-            .collect()
-    })
+    CLASSES.get_or_init(|| TSV.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_once('\t')).collect())
 }
 
 /// The ImageNet class index of a WordNet id (`n01440764` → 0).

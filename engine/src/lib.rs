@@ -18,9 +18,9 @@ pub mod dataset;
 pub mod decode;
 #[cfg(feature = "model")]
 pub mod engine;
+pub mod error;
 #[cfg(feature = "model")]
 pub mod evaluation;
-pub mod error;
 pub mod fsutil;
 pub mod imagenet;
 pub mod importance;

@@ -77,14 +77,15 @@ pub struct Normalization {
 
 impl Normalization {
     /// ImageNet's, which the robust checkpoint's normalizer holds.
-    pub const IMAGENET: Normalization =
-        Normalization { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+    pub const IMAGENET: Normalization = Normalization { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
     /// From stored vectors (a checkpoint's normalizer buffers); `source` names the file.
     pub fn from_slices(source: &str, mean: &[f32], std: &[f32]) -> Result<Self, Error> {
         let three = |v: &[f32]| -> Option<[f32; 3]> { v.try_into().ok() };
         match (three(mean), three(std)) {
-            (Some(mean), Some(std)) if std.iter().all(|s| *s > 0.0 && s.is_finite()) && mean.iter().all(|m| m.is_finite()) => {
+            (Some(mean), Some(std))
+                if std.iter().all(|s| *s > 0.0 && s.is_finite()) && mean.iter().all(|m| m.is_finite()) =>
+            {
                 Ok(Normalization { mean, std })
             }
             _ => Err(Error::checkpoint(

@@ -205,7 +205,9 @@ impl MaskMap {
 
     pub fn decode(text: &str) -> Result<MaskMap, String> {
         use base64::Engine as _;
-        let levels = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| format!("a mask map is not base64 ({e})"))?;
+        let levels = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| format!("a mask map is not base64 ({e})"))?;
         let side = (levels.len() as f64).sqrt().round() as usize;
         if side == 0 || side * side != levels.len() || side > 256 {
             return Err(format!("a mask map of {} values is not a square of at most 256×256", levels.len()));

@@ -6,8 +6,8 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::model::{ResNet, ResNetConfig};
@@ -75,7 +75,14 @@ pub struct EpochReport {
 
 /// L2 PGD against `model` (plain device, eval mode): the perturbed `[B, 3, H, W]` images, within
 /// `epsilon` of `images` in L2 and inside [0, 1].
-pub fn pgd_l2(model: &ResNet, images: Tensor<4>, labels: Tensor<1, Int>, epsilon: f32, steps: usize, step_size: f32) -> Tensor<4> {
+pub fn pgd_l2(
+    model: &ResNet,
+    images: Tensor<4>,
+    labels: Tensor<1, Int>,
+    epsilon: f32,
+    steps: usize,
+    step_size: f32,
+) -> Tensor<4> {
     let loss_fn = CrossEntropyLossConfig::new().init(&images.device());
     let per_image_norm = |t: Tensor<4>| t.square().sum_dims(&[1, 2, 3]).sqrt();
     let mut x = images.clone();
@@ -122,7 +129,14 @@ pub fn train(
             let images = data.batch(idx, &flip, device);
             let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [idx.len()]), device);
             let inputs = if options.epsilon > 0.0 && options.pgd_steps > 0 {
-                pgd_l2(&model.valid(), images, targets.clone(), options.epsilon, options.pgd_steps, options.pgd_step_size)
+                pgd_l2(
+                    &model.valid(),
+                    images,
+                    targets.clone(),
+                    options.epsilon,
+                    options.pgd_steps,
+                    options.pgd_step_size,
+                )
             } else {
                 images
             };

@@ -42,7 +42,12 @@ pub fn salient_bin() -> PathBuf {
 
 /// Runs `salient` with `args` in `cwd`, without a terminal (so no progress bars).
 pub fn salient(args: &[&str], cwd: &Path) -> Output {
-    Command::new(salient_bin()).args(args).current_dir(cwd).env_remove("SALIENT_WEIGHTS").output().expect("salient runs")
+    Command::new(salient_bin())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("SALIENT_WEIGHTS")
+        .output()
+        .expect("salient runs")
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -88,7 +93,6 @@ pub fn make_image_folder(root: &Path, classes: &[&str], per_class: usize, with_b
     }
 }
 
-
 /// Serves the files under `root` on 127.0.0.1 under the URL prefix `prefix` (e.g. `/sub/path/`,
 /// as a GitHub Pages project site would), for as long as the test runs. Returns the base URL.
 pub fn serve_dir(root: PathBuf, prefix: &'static str) -> String {
@@ -129,11 +133,16 @@ pub fn serve_dir(root: PathBuf, prefix: &'static str) -> String {
                             "jpg" | "jpeg" => "image/jpeg",
                             _ => "application/octet-stream",
                         };
-                        let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                        let _ = write!(
+                            out,
+                            "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
                         let _ = out.write_all(&body);
                     }
                     None => {
-                        let _ = out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                        let _ =
+                            out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
                     }
                 }
             });
@@ -173,7 +182,6 @@ pub fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-
 /// Asserts that `o` failed with exit code 1 and one line of error containing `needle`, with no
 /// panic and no raw control character (a file name's newline or escape codes stay escaped).
 pub fn assert_one_line_error(o: &Output, needle: &str) {
@@ -187,14 +195,20 @@ pub fn assert_one_line_error(o: &Output, needle: &str) {
 }
 
 /// A safetensors file: `(name, dtype, shape, bytes)` tensors in order, and header metadata.
-pub fn safetensors_file(tensors: &[(String, &str, Vec<usize>, Vec<u8>)], metadata: Option<serde_json::Value>) -> Vec<u8> {
+pub fn safetensors_file(
+    tensors: &[(String, &str, Vec<usize>, Vec<u8>)],
+    metadata: Option<serde_json::Value>,
+) -> Vec<u8> {
     let mut header = serde_json::Map::new();
     if let Some(m) = metadata {
         header.insert("__metadata__".into(), m);
     }
     let mut offset = 0;
     for (name, dtype, shape, bytes) in tensors {
-        header.insert(name.clone(), serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + bytes.len()]}));
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + bytes.len()]}),
+        );
         offset += bytes.len();
     }
     let header = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
@@ -217,7 +231,8 @@ pub fn safetensors_tensors(file: &[u8]) -> Vec<StoredTensor> {
         .iter()
         .filter(|(k, _)| *k != "__metadata__")
         .map(|(k, v)| {
-            let (a, b) = (v["data_offsets"][0].as_u64().unwrap() as usize, v["data_offsets"][1].as_u64().unwrap() as usize);
+            let (a, b) =
+                (v["data_offsets"][0].as_u64().unwrap() as usize, v["data_offsets"][1].as_u64().unwrap() as usize);
             let shape = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
             (a, (k.clone(), v["dtype"].as_str().unwrap().to_owned(), shape, file[8 + n + a..8 + n + b].to_vec()))
         })

@@ -11,10 +11,14 @@ use salient_engine::nam;
 /// The paper's MTurk labels (never part of the repository): `SALIENT_MTURK_CSV`, else beside the
 /// project in `../shared/salient_imagenet/`. Panics with what is missing.
 pub fn paper_mturk_csv() -> PathBuf {
-    let path = std::env::var_os("SALIENT_MTURK_CSV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/salient_imagenet/discover_spurious_features.csv"));
-    assert!(path.exists(), "{} is missing: give the paper's discover_spurious_features.csv with SALIENT_MTURK_CSV", path.display());
+    let path = std::env::var_os("SALIENT_MTURK_CSV").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/salient_imagenet/discover_spurious_features.csv")
+    });
+    assert!(
+        path.exists(),
+        "{} is missing: give the paper's discover_spurious_features.csv with SALIENT_MTURK_CSV",
+        path.display()
+    );
     path
 }
 
@@ -35,7 +39,9 @@ pub fn mturk_pairs(csv: &str) -> Vec<(usize, String, usize)> {
 /// An MTurk CSV for `pairs` (five workers each, reasons with commas and quotes): spurious when
 /// `feature % 5 == 0`.
 pub fn mturk_csv(pairs: &[(usize, &str, usize)]) -> String {
-    let mut s = String::from("WorkerId,Input.wordnet_id,Input.class_index,Input.feature_index,Input.feature_rank,Answer.main,Answer.confidence,Answer.reasons\n");
+    let mut s = String::from(
+        "WorkerId,Input.wordnet_id,Input.class_index,Input.feature_index,Input.feature_rank,Answer.main,Answer.confidence,Answer.reasons\n",
+    );
     let mut rank: BTreeMap<usize, usize> = BTreeMap::new();
     for &(class, wnid, feature) in pairs {
         let r = rank.entry(class).or_default();
@@ -78,7 +84,11 @@ pub fn make_release_layout(root: &Path, pairs: &[(usize, String, usize)], per_fe
         let dir = root.join(wnid);
         let mut csv = features.iter().map(usize::to_string).collect::<Vec<_>>().join(",") + "\n";
         for k in 0..per_feature {
-            csv += &features.iter().map(|f| format!("{wnid}_{}", (k + f) % (per_feature + 2))).collect::<Vec<_>>().join(",");
+            csv += &features
+                .iter()
+                .map(|f| format!("{wnid}_{}", (k + f) % (per_feature + 2)))
+                .collect::<Vec<_>>()
+                .join(",");
             csv.push('\n');
         }
         for &feature in features {

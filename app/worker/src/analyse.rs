@@ -13,7 +13,11 @@ use crate::model::{Loaded, now};
 pub async fn analyse(loaded: &Loaded, name: &str, bytes: &[u8], labels: &ClassLabels) -> Result<Analysis, String> {
     let t0 = now();
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!("{name}: the file is {:.0} MB, over the {} MB limit", bytes.len() as f64 / 1e6, MAX_FILE_BYTES >> 20));
+        return Err(format!(
+            "{name}: the file is {:.0} MB, over the {} MB limit",
+            bytes.len() as f64 / 1e6,
+            MAX_FILE_BYTES >> 20
+        ));
     }
     let img = decode::decode_image(name, bytes).map_err(|e| e.to_string())?;
     let engine = &loaded.engine;
@@ -27,7 +31,8 @@ pub async fn analyse(loaded: &Loaded, name: &str, bytes: &[u8], labels: &ClassLa
     let side = engine.view.side();
     let mask = |fs: &[usize]| nam::to_gray(&maps.soft_mask(fs, side));
     let top: Vec<usize> = features.iter().map(|(j, _)| *j).collect();
-    let (core, spurious) = labels.iter().find(|(c, _, _)| *c == class).map_or((&[][..], &[][..]), |(_, c, s)| (&c[..], &s[..]));
+    let (core, spurious) =
+        labels.iter().find(|(c, _, _)| *c == class).map_or((&[][..], &[][..]), |(_, c, s)| (&c[..], &s[..]));
     Ok(Analysis {
         backend: loaded.backend.into(),
         top_mask: mask(&top),

@@ -32,7 +32,9 @@ fn main() {
         let Some(text) = data.get(0).as_string() else { return };
         let message: ToWorker = match serde_json::from_str(&text) {
             Ok(m) => m,
-            Err(e) => return post(&FromWorker::Failed(format!("the page sent a message the worker does not know ({e})"))),
+            Err(e) => {
+                return post(&FromWorker::Failed(format!("the page sent a message the worker does not know ({e})")));
+            }
         };
         let loaded = loaded.clone();
         match message {

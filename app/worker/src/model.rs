@@ -137,7 +137,8 @@ async fn body(path: &str, response: &Response) -> Result<Vec<u8>, String> {
 async fn sha256_hex(bytes: &[u8]) -> Result<String, String> {
     let subtle = scope().crypto().map_err(|_| "no Web Crypto in this browser".to_string())?.subtle();
     let data = js_sys::Uint8Array::from(bytes);
-    let promise = subtle.digest_with_str_and_buffer_source("SHA-256", &data).map_err(|_| "SHA-256 is unavailable".to_string())?;
+    let promise =
+        subtle.digest_with_str_and_buffer_source("SHA-256", &data).map_err(|_| "SHA-256 is unavailable".to_string())?;
     let digest = JsFuture::from(promise).await.map_err(|_| "SHA-256 failed".to_string())?;
     Ok(js_sys::Uint8Array::new(&digest).to_vec().iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -4,10 +4,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use image::DynamicImage;
-use serde::Serialize;
 use salient_engine::attack::{AttackOptions, feature_attack};
 use salient_engine::decode;
 use salient_engine::engine::{block_on, host, to_images};
+use serde::Serialize;
 
 use crate::error::Result;
 use crate::model::{ModelArgs, check_features};
@@ -58,7 +58,10 @@ struct Report {
 
 pub fn run(args: AttackArgs) -> Result<()> {
     if !args.step_size.is_finite() || args.step_size < 0.0 {
-        return Err(crate::error::Error::Usage(format!("--step-size must be a non-negative number, not {}", args.step_size)));
+        return Err(crate::error::Error::Usage(format!(
+            "--step-size must be a non-negative number, not {}",
+            args.step_size
+        )));
     }
     let engine = args.model.engine()?;
     check_features(&engine, &[args.feature])?;
@@ -73,7 +76,11 @@ pub fn run(args: AttackArgs) -> Result<()> {
     save_png(&DynamicImage::ImageRgb8(img), &args.out)?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string(&Report { feature: args.feature, before, after }).expect("plain data"))?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&Report { feature: args.feature, before, after }).expect("plain data")
+        )?;
     } else {
         writeln!(
             out,

@@ -94,7 +94,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 let outputs = engine.infer(&views, true)?;
                 for out in &outputs {
                     let class = out.top(1)[0].0;
-                    let fi: Vec<f32> = engine.class_weights(class).iter().zip(&out.features).map(|(w, r)| w * r).collect();
+                    let fi: Vec<f32> =
+                        engine.class_weights(class).iter().zip(&out.features).map(|(w, r)| w * r).collect();
                     let features: Vec<usize> = top_k(&fi, 5).into_iter().map(|(j, _)| j).collect();
                     let mask = out.maps.as_ref().expect("maps kept").soft_mask(&features, side as usize);
                     std::hint::black_box(mask);
@@ -118,7 +119,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let attack_seconds_per_step = (args.attack_steps > 0).then(|| {
         let x = engine.batch(&[image()]);
         let t = Instant::now();
-        let out = feature_attack(&engine.model, x, 0, AttackOptions { steps: args.attack_steps, step_size: 10.0 }, |_| {});
+        let out =
+            feature_attack(&engine.model, x, 0, AttackOptions { steps: args.attack_steps, step_size: 10.0 }, |_| {});
         std::hint::black_box(out.after.into_data());
         t.elapsed().as_secs_f64() / args.attack_steps as f64
     });
@@ -137,7 +139,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             println!("feature attack: {s:.3} s per step ({:.1} s for the default 100 steps)", s * 100.0);
         }
         for b in &figures.batches {
-            println!("{} · {} · batch {}: {:.2} images/s (features + masks)", figures.model, figures.backend, b.batch, b.images_per_second);
+            println!(
+                "{} · {} · batch {}: {:.2} images/s (features + masks)",
+                figures.model, figures.backend, b.batch, b.images_per_second
+            );
         }
         if let Some(m) = figures.peak_rss_mb {
             println!("peak memory: {m:.0} MB");

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, GrayImage, ImageFormat};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use salient_engine::annotations::{Bounds, Label, Pair};
 use salient_engine::dataset::{self, MaskRecord};
 use salient_engine::nam;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::batches;
 use crate::error::{Error, Result};
@@ -86,7 +86,9 @@ struct TopN {
 
 impl TopN {
     fn offer(&mut self, c: Candidate) {
-        let better = |a: &Candidate, b: &Candidate| a.activation > b.activation || (a.activation == b.activation && a.image < b.image);
+        let better = |a: &Candidate, b: &Candidate| {
+            a.activation > b.activation || (a.activation == b.activation && a.image < b.image)
+        };
         if self.best.len() == self.n && !self.best.last().is_some_and(|last| better(&c, last)) {
             return;
         }
@@ -136,7 +138,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
     manifest.claim(&args.out, args.resume)?;
     remove_stale_temporaries(&args.out)?;
 
-    let mine: Vec<&(&ClassDir, &Vec<&Pair>)> = todo.iter().enumerate().filter(|(i, _)| shard.owns(*i)).map(|(_, c)| c).collect();
+    let mine: Vec<&(&ClassDir, &Vec<&Pair>)> =
+        todo.iter().enumerate().filter(|(i, _)| shard.owns(*i)).map(|(_, c)| c).collect();
     let done = |c: &ClassDir| part_path(&args.out, &c.wnid).exists();
     let remaining: usize = mine.iter().filter(|(c, _)| !done(c)).map(|(c, _)| c.images.len()).sum();
     let bar = progress::bar(remaining as u64, "images", false);
@@ -293,7 +296,8 @@ pub fn finalize(out: &Path) -> Result<String> {
         if path.extension().is_some_and(|e| e == "json") {
             let text = salient_engine::fsutil::read_text(&path)?;
             parts.push(
-                serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: corrupt class part ({e})", path.display())))?,
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::Usage(format!("{}: corrupt class part ({e})", path.display())))?,
             );
         }
     }

@@ -32,7 +32,10 @@ pub struct ConvertArgs {
 
 pub fn run(args: ConvertArgs) -> Result<()> {
     if args.output.extension().is_none_or(|e| e != "safetensors") {
-        return Err(Error::Usage(format!("{}: the output is safetensors; name it *.safetensors", args.output.display())));
+        return Err(Error::Usage(format!(
+            "{}: the output is safetensors; name it *.safetensors",
+            args.output.display()
+        )));
     }
     let mut sd = StateDict::load(&args.input)?;
     let config = ResNetConfig::infer(&sd)?;

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use image::{DynamicImage, ImageFormat, RgbImage};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use salient_engine::attack::{AttackOptions, feature_attack};
 use salient_engine::engine::{block_on, to_images};
 use salient_engine::importance::{MeanFeatures, top_k};
 use salient_engine::{Engine, colormap};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::batches;
 use crate::error::{Error, Result};
@@ -139,7 +139,8 @@ pub fn run(args: DiscoverArgs) -> Result<()> {
     remove_stale_temporaries(&args.out)?;
 
     // 1. The feature cache, one class folder at a time.
-    let mine: Vec<&ClassDir> = folder.classes.iter().enumerate().filter(|(i, _)| shard.owns(*i)).map(|(_, c)| c).collect();
+    let mine: Vec<&ClassDir> =
+        folder.classes.iter().enumerate().filter(|(i, _)| shard.owns(*i)).map(|(_, c)| c).collect();
     let cached = |c: &ClassDir| cache_dir(&args.out).join(format!("{}.json", c.wnid)).exists();
     let remaining: usize = mine.iter().filter(|c| !cached(c)).map(|c| c.images.len()).sum();
     let bar = progress::bar(remaining as u64, "images", false);
@@ -166,7 +167,13 @@ fn cache_class(engine: &Engine, class: &ClassDir, args: &DiscoverArgs, bar: &ind
     let f = engine.config.feature_dim();
     let mut features: Vec<u8> = Vec::new();
     let classes = engine.config.num_classes;
-    let mut entry = CacheEntry { wnid: class.wnid.clone(), classes, features: f, images: Vec::new(), skipped: class.skipped.clone() };
+    let mut entry = CacheEntry {
+        wnid: class.wnid.clone(),
+        classes,
+        features: f,
+        images: Vec::new(),
+        skipped: class.skipped.clone(),
+    };
     batches::run(engine, &paths, args.batch_size, false, |i, outcome| {
         bar.inc(1);
         let image = class.images[i].rel.clone();
@@ -183,7 +190,10 @@ fn cache_class(engine: &Engine, class: &ClassDir, args: &DiscoverArgs, bar: &ind
     let dir = cache_dir(&args.out);
     write(&dir.join(format!("{}.f16", class.wnid)), &features)?;
     // Written last: its presence means the folder is cached.
-    write(&dir.join(format!("{}.json", class.wnid)), (serde_json::to_string(&entry).expect("plain data") + "\n").as_bytes())
+    write(
+        &dir.join(format!("{}.json", class.wnid)),
+        (serde_json::to_string(&entry).expect("plain data") + "\n").as_bytes(),
+    )
 }
 
 /// One cached class folder, read back.
@@ -205,14 +215,15 @@ pub fn cached_classes(run: &Path) -> Result<Vec<Cached>> {
     let entries = std::fs::read_dir(&dir).map_err(|e| {
         Error::Usage(format!("{}: no feature cache ({e}); is it a `salient discover` output?", run.display()))
     })?;
-    let mut jsons: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    let mut jsons: Vec<PathBuf> =
+        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
     jsons.sort();
     jsons
         .into_iter()
         .map(|json| {
             let text = salient_engine::fsutil::read_text(&json)?;
-            let entry: CacheEntry =
-                serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: corrupt cache ({e})", json.display())))?;
+            let entry: CacheEntry = serde_json::from_str(&text)
+                .map_err(|e| Error::Usage(format!("{}: corrupt cache ({e})", json.display())))?;
             let bin = json.with_extension("f16");
             let bytes = salient_engine::fsutil::read_file(&bin, salient_engine::fsutil::MAX_DATA_FILE_BYTES)?;
             if bytes.len() != entry.images.len() * entry.features * 2 {
@@ -222,7 +233,14 @@ pub fn cached_classes(run: &Path) -> Result<Vec<Cached>> {
                 )));
             }
             let data = bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect();
-            Ok(Cached { wnid: entry.wnid, classes: entry.classes, features: entry.features, images: entry.images, skipped: entry.skipped, data })
+            Ok(Cached {
+                wnid: entry.wnid,
+                classes: entry.classes,
+                features: entry.features,
+                images: entry.images,
+                skipped: entry.skipped,
+                data,
+            })
         })
         .collect()
 }
@@ -294,7 +312,13 @@ fn rank_and_render(engine: &Engine, folder: &ImageFolder, args: &DiscoverArgs) -
         let features = top_k(&fi, args.top)
             .into_iter()
             .enumerate()
-            .map(|(r, (feature, importance))| FeatureEntry { feature, rank: r + 1, importance, top_images: Vec::new(), shown: Vec::new() })
+            .map(|(r, (feature, importance))| FeatureEntry {
+                feature,
+                rank: r + 1,
+                importance,
+                top_images: Vec::new(),
+                shown: Vec::new(),
+            })
             .collect();
         classes.push(ClassEntry {
             class: class.index,
@@ -312,7 +336,8 @@ fn rank_and_render(engine: &Engine, folder: &ImageFolder, args: &DiscoverArgs) -
             for fe in &mut classes[ci].features {
                 let activation = row[fe.feature];
                 let list = &mut fe.top_images;
-                let better = |t: &TopImage| activation > t.activation || (activation == t.activation && img.image < t.image);
+                let better =
+                    |t: &TopImage| activation > t.activation || (activation == t.activation && img.image < t.image);
                 if list.len() < args.per_feature || list.last().is_some_and(better) {
                     let at = list.iter().position(&better).unwrap_or(list.len());
                     list.insert(at, TopImage { image: img.image.clone(), activation });
@@ -355,7 +380,13 @@ fn rank_and_render(engine: &Engine, folder: &ImageFolder, args: &DiscoverArgs) -
 
 /// Renders a pair's first `--show` images (view, heatmap, attack) unless an identical render
 /// is already there.
-fn render_pair(engine: &Engine, folder: &ImageFolder, class: usize, fe: &FeatureEntry, args: &DiscoverArgs) -> Result<Vec<Shown>> {
+fn render_pair(
+    engine: &Engine,
+    folder: &ImageFolder,
+    class: usize,
+    fe: &FeatureEntry,
+    args: &DiscoverArgs,
+) -> Result<Vec<Shown>> {
     let dir = format!("pairs/{class}_{}", fe.feature);
     let images: Vec<&TopImage> = fe.top_images.iter().take(args.show).collect();
     let key = json!({
@@ -384,7 +415,10 @@ fn render_pair(engine: &Engine, folder: &ImageFolder, class: usize, fe: &Feature
     for ((s, view), out) in shown.iter().zip(&views).zip(&outs) {
         let mask = out.maps.as_ref().expect("maps were asked for").soft_mask(&[fe.feature], engine.view.side());
         write(&args.out.join(&s.view), &encode(&DynamicImage::ImageRgb8(view.clone()), ImageFormat::Jpeg)?)?;
-        write(&args.out.join(&s.heatmap), &encode(&DynamicImage::ImageRgb8(colormap::overlay(view, &mask)), ImageFormat::Png)?)?;
+        write(
+            &args.out.join(&s.heatmap),
+            &encode(&DynamicImage::ImageRgb8(colormap::overlay(view, &mask)), ImageFormat::Png)?,
+        )?;
     }
     if args.attack_steps > 0 {
         let options = AttackOptions { steps: args.attack_steps, step_size: args.step_size };

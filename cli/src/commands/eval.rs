@@ -4,13 +4,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use image::{GrayImage, RgbImage};
+use salient_engine::annotations::{Bounds, Label};
+use salient_engine::burn::tensor::Tensor;
+use salient_engine::dataset::{self, MaskRecord};
+use salient_engine::evaluation::{
+    Classifier, OverTrials, add_masked_noise, batch_tensors, class_balanced, gaussian_noise, rcs,
+};
+use salient_engine::{Engine, decode, engine::block_on, engine::host, fsutil};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use salient_engine::annotations::{Bounds, Label};
-use salient_engine::dataset::{self, MaskRecord};
-use salient_engine::evaluation::{Classifier, OverTrials, add_masked_noise, batch_tensors, class_balanced, gaussian_noise, rcs};
-use salient_engine::burn::tensor::Tensor;
-use salient_engine::{Engine, decode, engine::block_on, engine::host, fsutil};
 
 use crate::error::{Error, Result};
 use crate::model::ModelArgs;
@@ -181,7 +183,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let bounds = Bounds { classes: engine.config.num_classes, features: usize::MAX };
     let masks = Masks::open(&args.dataset, args.annotations.as_deref(), bounds)?;
     let index = args.dataset.join(dataset::INDEX_FILE);
-    let dataset_id = if index.exists() { file_sha256(&index)? } else { format!("paper release at {}", args.dataset.display()) };
+    let dataset_id =
+        if index.exists() { file_sha256(&index)? } else { format!("paper release at {}", args.dataset.display()) };
     let params = json!({
         "model": args.model.fingerprint()?,
         "dataset": dataset_id,
@@ -224,7 +227,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn eval_class(engine: &Engine, class: usize, cm: &ClassMasks, args: &EvalArgs, bar: &indicatif::ProgressBar) -> Result<ClassResult> {
+fn eval_class(
+    engine: &Engine,
+    class: usize,
+    cm: &ClassMasks,
+    args: &EvalArgs,
+    bar: &indicatif::ProgressBar,
+) -> Result<ClassResult> {
     // Paths in the index stay inside the images root and the dataset.
     let (images, masks_root) = (fsutil::Root::new(&args.images)?, fsutil::Root::new(&args.dataset)?);
     // Every image of the class once: its view and clean prediction.
@@ -265,7 +274,8 @@ fn eval_class(engine: &Engine, class: usize, cm: &ClassMasks, args: &EvalArgs, b
                 dataset::INDEX_FILE
             )));
         }
-        let img = image::load_from_memory(&bytes).map_err(|e| salient_engine::Error::image(&path, format!("cannot read the mask ({e})")))?;
+        let img = image::load_from_memory(&bytes)
+            .map_err(|e| salient_engine::Error::image(&path, format!("cannot read the mask ({e})")))?;
         let gray = img.to_luma8();
         let side = engine.view.crop;
         if gray.dimensions() != (side, side) {
@@ -309,8 +319,10 @@ fn eval_class(engine: &Engine, class: usize, cm: &ClassMasks, args: &EvalArgs, b
             for chunk in items.chunks(args.batch_size.max(1)) {
                 let imgs: Vec<RgbImage> = chunk.iter().map(|(n, _)| views[n].clone()).collect();
                 let side = engine.view.side();
-                let noise: Vec<Vec<f32>> =
-                    chunk.iter().map(|(n, _)| gaussian_noise(args.seed, trial, &format!("{key}/{n}"), 3 * side * side)).collect();
+                let noise: Vec<Vec<f32>> = chunk
+                    .iter()
+                    .map(|(n, _)| gaussian_noise(args.seed, trial, &format!("{key}/{n}"), 3 * side * side))
+                    .collect();
                 let ms: Vec<Vec<f32>> = chunk.iter().map(|(_, m)| m.clone()).collect();
                 let (m, z) = batch_tensors(engine, &ms, &noise, side);
                 let x = add_masked_noise(engine.batch(&imgs), m, z, args.sigma);
@@ -365,7 +377,8 @@ fn report(engine: &Engine, results: &[ClassResult], args: &EvalArgs) -> Result<S
     let sigma = format!("std_{}.csv", args.sigma);
     let mut core_csv = String::from("class_index,class_name,clean_accuracy,spurious_accuracy\n");
     let mut spur_csv = String::from("class_index,class_name,clean_accuracy,core_accuracy\n");
-    let mut single_csv = String::from("class_index,feature_index,feature_rank,feature_label,class_name,clean_accuracy,noisy_accuracy\n");
+    let mut single_csv =
+        String::from("class_index,feature_index,feature_rank,feature_label,class_name,clean_accuracy,noisy_accuracy\n");
     let mut rcs_csv = String::from("class_index,class_name,core_accuracy,spurious_accuracy,rcs\n");
     let mut points = Vec::new();
     for r in results {
@@ -389,7 +402,14 @@ fn report(engine: &Engine, results: &[ClassResult], args: &EvalArgs) -> Result<S
         }
         if let (Some(c), Some(s)) = (&r.spurious_noise, &r.core_noise) {
             let (core, spur) = (mean(&c.noisy), mean(&s.noisy));
-            rcs_csv.push_str(&format!("{},{},{},{},{:.4}\n", r.class, name(r.class), pct(core), pct(spur), rcs(core, spur)));
+            rcs_csv.push_str(&format!(
+                "{},{},{},{},{:.4}\n",
+                r.class,
+                name(r.class),
+                pct(core),
+                pct(spur),
+                rcs(core, spur)
+            ));
             points.push((r.class, core, spur));
         }
     }
@@ -410,7 +430,9 @@ fn report(engine: &Engine, results: &[ClassResult], args: &EvalArgs) -> Result<S
     let spurious_acc = per_trial(|r| r.core_noise.as_ref());
     let core_acc = per_trial(|r| r.spurious_noise.as_ref());
     let rcs_trials: Vec<f64> = core_acc.iter().zip(&spurious_acc).map(|(c, s)| rcs(*c, *s)).collect();
-    let clean = |pick: fn(&ClassResult) -> Option<&Unit>| class_balanced(&results.iter().filter_map(pick).map(|u| u.clean).collect::<Vec<_>>());
+    let clean = |pick: fn(&ClassResult) -> Option<&Unit>| {
+        class_balanced(&results.iter().filter_map(pick).map(|u| u.clean).collect::<Vec<_>>())
+    };
     let summary = json!({
         "sigma": args.sigma,
         "trials": args.trials,

@@ -4,9 +4,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, GrayImage};
-use serde::Serialize;
 use salient_engine::importance::top_k;
 use salient_engine::{colormap, nam};
+use serde::Serialize;
 
 use crate::error::Result;
 use crate::inputs::expand;
@@ -77,7 +77,12 @@ pub fn run(args: ExplainArgs) -> Result<()> {
             let gray = GrayImage::from_raw(size, size, nam::to_gray(&mask)).expect("sized mask");
             save_png(&DynamicImage::ImageLuma8(gray), &file("mask"))?;
             save_png(&DynamicImage::ImageRgb8(colormap::overlay(view, &mask)), &file("heatmap"))?;
-            features.push(Feature { feature, importance, mask: shown(&file("mask")), heatmap: shown(&file("heatmap")) });
+            features.push(Feature {
+                feature,
+                importance,
+                mask: shown(&file("mask")),
+                heatmap: shown(&file("heatmap")),
+            });
         }
         let name = engine.class_name(class);
         let e = Explanation { image: shown(path), class, name, prob, features };

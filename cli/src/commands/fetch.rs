@@ -100,7 +100,6 @@ fn verify(path: &Path, actual: &str, expected: Option<&str>) -> Result<()> {
     }
 }
 
-
 /// Downloads `url` into `part`, appending to what is already there (HTTP Range).
 fn download(url: &str, part: &Path, retries: u32) -> Result<()> {
     let fail = |message: String| Error::Download { url: url.to_owned(), message };
@@ -129,12 +128,8 @@ fn download(url: &str, part: &Path, retries: u32) -> Result<()> {
                     416 if have > 0 => return Ok(()),
                     _ => return Err(fail(format!("the server answered HTTP {status}"))),
                 };
-                let mut file = if start == 0 {
-                    File::create(part)
-                } else {
-                    OpenOptions::new().append(true).open(part)
-                }
-                .map_err(|e| salient_engine::Error::write(part, e))?;
+                let mut file = if start == 0 { File::create(part) } else { OpenOptions::new().append(true).open(part) }
+                    .map_err(|e| salient_engine::Error::write(part, e))?;
                 let bar = progress::bar(length.map_or(0, |l| l + start), "bytes", false);
                 bar.set_position(start);
                 let copied = copy(&mut response.body_mut().as_reader(), &mut file, &bar);

@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use serde::Serialize;
 use salient_engine::annotations::{Bounds, Label, Summary};
 use salient_engine::imagenet::class_label;
+use serde::Serialize;
 
 use crate::error::Result;
 
@@ -63,9 +63,17 @@ pub fn run(args: LabelsArgs) -> Result<()> {
         writeln!(out, "{}", serde_json::to_string(&Report { summary, classes }).expect("plain data"))?;
         return Ok(());
     }
-    let list = |v: &[usize]| if v.is_empty() { "-".to_owned() } else { v.iter().map(usize::to_string).collect::<Vec<_>>().join(" ") };
+    let list = |v: &[usize]| {
+        if v.is_empty() { "-".to_owned() } else { v.iter().map(usize::to_string).collect::<Vec<_>>().join(" ") }
+    };
     for c in &classes {
-        writeln!(out, "{:<40} core: {:<28} spurious: {}", class_label(args.num_classes, c.class), list(&c.core), list(&c.spurious))?;
+        writeln!(
+            out,
+            "{:<40} core: {:<28} spurious: {}",
+            class_label(args.num_classes, c.class),
+            list(&c.core),
+            list(&c.spurious)
+        )?;
     }
     writeln!(out)?;
     writeln!(

@@ -43,11 +43,16 @@ pub fn run(args: MergeArgs) -> Result<()> {
     let mut count = None;
     for (dir, m) in args.shards.iter().zip(&manifests) {
         if m.kind != kind || unsharded(m) != base {
-            return Err(Error::Usage(format!("{} is not a shard of the same job as {}", dir.display(), args.shards[0].display())));
+            return Err(Error::Usage(format!(
+                "{} is not a shard of the same job as {}",
+                dir.display(),
+                args.shards[0].display()
+            )));
         }
-        let shard = m.params.get("shard").and_then(Value::as_str).ok_or_else(|| {
-            Error::Usage(format!("{} is not a shard (it was run without --shard)", dir.display()))
-        })?;
+        let shard =
+            m.params.get("shard").and_then(Value::as_str).ok_or_else(|| {
+                Error::Usage(format!("{} is not a shard (it was run without --shard)", dir.display()))
+            })?;
         let s = crate::pipeline::shard::Shard::parse(shard)?;
         if *count.get_or_insert(s.count) != s.count {
             return Err(Error::Usage(format!("{} is shard {shard}, of a different split", dir.display())));

@@ -52,7 +52,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let engine = args.model.engine()?;
     let paths = expand(&args.images)?;
     let bar = progress::bar(paths.len() as u64, "images", args.json);
-        let mut out = std::io::stdout().lock();
+    let mut out = std::io::stdout().lock();
     super::for_each_output(&engine, &paths, args.batch_size, false, &bar, |path, _, o| {
         let top5: Vec<ClassProb> = o
             .top(5)

@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use serde::Serialize;
 use salient_engine::importance::{MeanFeatures, top_k};
+use serde::Serialize;
 
 use crate::error::Result;
 use crate::inputs::expand;

@@ -11,8 +11,8 @@ use salient_engine::dataset::{self, MaskRecord};
 use salient_engine::engine::{block_on, describe, to_images};
 use salient_engine::preprocess::View;
 use salient_engine::site::{
-    ANNOTATE, AnnotateImage, AnnotateIndex, AnnotatePair, ClassPage, FeaturePage, INDEX, LabelSource, MaskMap, SCHEMA, SiteChunk,
-    SiteClass, SiteImage, SiteIndex, SiteModel, SiteNotes, thumb_path,
+    ANNOTATE, AnnotateImage, AnnotateIndex, AnnotatePair, ClassPage, FeaturePage, INDEX, LabelSource, MaskMap, SCHEMA,
+    SiteChunk, SiteClass, SiteImage, SiteIndex, SiteModel, SiteNotes, thumb_path,
 };
 use salient_engine::{Engine, ResNetConfig, StateDict, checkpoint, decode, fsutil, imagenet};
 
@@ -212,7 +212,8 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
     let notes: SiteNotes = match &args.notes {
         Some(p) => {
             let text = fsutil::read_text(p)?;
-            serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: not a notes file ({e})", fsutil::shown(p))))?
+            serde_json::from_str(&text)
+                .map_err(|e| Error::Usage(format!("{}: not a notes file ({e})", fsutil::shown(p))))?
         }
         None => SiteNotes::default(),
     };
@@ -321,14 +322,23 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
         }
     }
     let provenance = |class: usize, feature: usize| {
-        annotations.as_ref().and_then(|a| a.pairs.iter().find(|p| p.class == class && p.feature == feature)).map(|p| (p.votes, p.answers.clone()))
+        annotations
+            .as_ref()
+            .and_then(|a| a.pairs.iter().find(|p| p.class == class && p.feature == feature))
+            .map(|p| (p.votes, p.answers.clone()))
     };
     let mut classes = Vec::new();
     let mut annotate = Vec::new();
     let bar = progress::bar(by_class.values().map(|(_, f)| f.len()).sum::<usize>() as u64, "features", false);
     for (&class, (wnid, feats)) in &by_class {
         let name = class_name(class, wnid);
-        let mut page = ClassPage { class, wnid: wnid.clone(), name: name.clone(), features: Vec::new(), note: notes.classes.get(&class).cloned() };
+        let mut page = ClassPage {
+            class,
+            wnid: wnid.clone(),
+            name: name.clone(),
+            features: Vec::new(),
+            note: notes.classes.get(&class).cloned(),
+        };
         // The labels' rank when they carry it, else the order of the index.
         let mut feats: Vec<_> = feats.iter().enumerate().map(|(i, f)| (f.2[0].rank.unwrap_or(i + 1), f)).collect();
         feats.sort_by_key(|(rank, _)| *rank);
@@ -366,7 +376,16 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
             });
             let note = notes.features.get(&format!("{class}/{feature}")).cloned();
             let (votes, answers) = provenance(class, *feature).unwrap_or_default();
-            page.features.push(FeaturePage { feature: *feature, label: *label, rank, votes, answers, attack, images, note });
+            page.features.push(FeaturePage {
+                feature: *feature,
+                label: *label,
+                rank,
+                votes,
+                answers,
+                attack,
+                images,
+                note,
+            });
             bar.inc(1);
         }
         let of = |l: Label| page.features.iter().filter(|f| f.label == l).map(|f| f.feature).collect();
@@ -376,7 +395,12 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
             name,
             core: of(Label::Core),
             spurious: of(Label::Spurious),
-            thumb: page.features.first().and_then(|f| f.images.first()).filter(|_| images_root.is_some()).map(|i| thumb_path(wnid, &i.image)),
+            thumb: page
+                .features
+                .first()
+                .and_then(|f| f.images.first())
+                .filter(|_| images_root.is_some())
+                .map(|i| thumb_path(wnid, &i.image)),
             note: page.note.clone(),
         });
         write(&args.out.join(salient_engine::site::class_page(class)), json(&page).as_bytes())?;
@@ -411,7 +435,10 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
 
 /// Where the labels come from, for the page.
 fn label_source(path: Option<&Path>, annotations: Option<&Annotations>) -> LabelSource {
-    let file = path.and_then(Path::file_name).map(|n| fsutil::escape(&n.to_string_lossy())).unwrap_or_else(|| dataset::INDEX_FILE.to_owned());
+    let file = path
+        .and_then(Path::file_name)
+        .map(|n| fsutil::escape(&n.to_string_lossy()))
+        .unwrap_or_else(|| dataset::INDEX_FILE.to_owned());
     match annotations {
         Some(a) if a.pairs.iter().any(|p| !p.answers.is_empty()) => LabelSource {
             kind: "mturk".into(),
@@ -440,7 +467,10 @@ fn mask_map(root: &fsutil::Root, rel: &str, index_name: &str) -> Result<(MaskMap
     let img = decode::load_image(&path)?;
     let (w, h) = img.dimensions();
     if w != h || w < FINE_MAP_SIDE as u32 {
-        return Err(Error::Usage(format!("{}: a mask must be square and at least {FINE_MAP_SIDE} pixels wide (it is {w}×{h})", fsutil::shown(&path))));
+        return Err(Error::Usage(format!(
+            "{}: a mask must be square and at least {FINE_MAP_SIDE} pixels wide (it is {w}×{h})",
+            fsutil::shown(&path)
+        )));
     }
     let size = w as usize;
     let mask: Vec<f32> = img.pixels().map(|p| f32::from(p.0[0]) / 255.0).collect();
@@ -469,7 +499,11 @@ struct FitStats {
 
 impl FitStats {
     fn add(&mut self, side: usize, rms: f32) {
-        if side == MAP_SIDE { self.coarse += 1 } else { self.fine += 1 }
+        if side == MAP_SIDE {
+            self.coarse += 1
+        } else {
+            self.fine += 1
+        }
         self.sum_rms += f64::from(rms);
         self.max_rms = self.max_rms.max(rms);
     }
@@ -487,7 +521,8 @@ fn report(out: &Path, index: &SiteIndex, fit: &FitStats) {
     // Every mask of the full dataset with its share of a class page and, in a thumbnail site,
     // its own image; every pair with its share of the annotation files and attack images.
     let per_mask = classes as f64 / masks + thumbs as f64 / index.images.max(1) as f64;
-    let full = fixed as f64 + per_mask * FULL_DATASET_MASKS as f64 + per_pair_files as f64 / pairs * FULL_DATASET_PAIRS as f64;
+    let full =
+        fixed as f64 + per_mask * FULL_DATASET_MASKS as f64 + per_pair_files as f64 / pairs * FULL_DATASET_PAIRS as f64;
     println!(
         "site written to {}: {:.1} MB in all, {} classes, {} masks over {} images ({}); {:.1} kB per class",
         out.display(),
@@ -544,7 +579,10 @@ fn check_out(out: &Path) -> Result<()> {
     if out.exists() {
         let mut entries = std::fs::read_dir(out).map_err(|e| salient_engine::Error::read(out, e))?;
         if entries.next().is_some() && !out.join(INDEX).exists() {
-            return Err(Error::Usage(format!("{} is not empty and is not a Salient site: choose another folder", out.display())));
+            return Err(Error::Usage(format!(
+                "{} is not empty and is not a Salient site: choose another folder",
+                out.display()
+            )));
         }
     }
     Ok(())
@@ -562,7 +600,8 @@ fn attack_image(
 ) -> Result<Option<String>> {
     let rel = format!("data/attacks/{class}_{feature}.png");
     if let Some(run) = &args.run {
-        let from = fsutil::Root::new(run)?.join(&format!("pairs/{class}_{feature}/0_attack.png"), "the discover run")?;
+        let from =
+            fsutil::Root::new(run)?.join(&format!("pairs/{class}_{feature}/0_attack.png"), "the discover run")?;
         if from.exists() {
             let bytes = fsutil::read_file(&from, decode::MAX_FILE_BYTES)?;
             write(&args.out.join(&rel), &bytes)?;
@@ -583,8 +622,8 @@ fn attack_image(
 fn run_pairs(run: &Path, out: &Path) -> Result<Vec<AnnotatePair>> {
     let path = run.join("index.json");
     let name = fsutil::shown(&path);
-    let index: serde_json::Value =
-        serde_json::from_str(&fsutil::read_text(&path)?).map_err(|e| Error::Usage(format!("{name}: not a discover index ({e})")))?;
+    let index: serde_json::Value = serde_json::from_str(&fsutil::read_text(&path)?)
+        .map_err(|e| Error::Usage(format!("{name}: not a discover index ({e})")))?;
     let mut pairs = Vec::new();
     // Paths in the index stay inside the run, and their copies inside the site.
     let run_root = fsutil::Root::new(run)?;

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use serde_json::json;
 use salient_engine::annotations::{Bounds, Label};
 use salient_engine::imagenet::class_name;
+use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::pipeline::write;
@@ -68,14 +68,21 @@ pub fn run(args: SpuriosityArgs) -> Result<()> {
             }
         }
         let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then_with(|| class.images[a].image.cmp(&class.images[b].image)));
+        order.sort_by(|&a, &b| {
+            score[b].total_cmp(&score[a]).then_with(|| class.images[a].image.cmp(&class.images[b].image))
+        });
         let k = args.k.min(n / 2);
         let acc = |idx: &[usize]| idx.iter().filter(|&&i| class.images[i].pred == c).count() as f64 / idx.len() as f64;
         let (high, low) = (acc(&order[..k]), acc(&order[n - k..]));
         gaps.push(high - low);
         let name = class_name(num_classes, c);
         let quoted = if name.contains(',') { format!("\"{name}\"") } else { name };
-        csv.push_str(&format!("{c},{quoted},{n},{k},{:.3},{:.3},{:.3}\n", high * 100.0, low * 100.0, (high - low) * 100.0));
+        csv.push_str(&format!(
+            "{c},{quoted},{n},{k},{:.3},{:.3},{:.3}\n",
+            high * 100.0,
+            low * 100.0,
+            (high - low) * 100.0
+        ));
         let mut ranking = String::from("image,spuriosity\n");
         for &i in &order {
             ranking.push_str(&format!("{},{:.6}\n", class.images[i].image, score[i]));

@@ -116,7 +116,10 @@ impl ImageFolder {
         if let Some(w) = &wanted {
             let found: BTreeSet<String> = classes.iter().flat_map(|c| [c.wnid.clone(), c.index.to_string()]).collect();
             if let Some(missing) = w.iter().find(|x| !found.contains(**x)) {
-                return Err(Error::Usage(format!("--classes: {missing} is not a class folder of {}", fsutil::shown(root))));
+                return Err(Error::Usage(format!(
+                    "--classes: {missing} is not a class folder of {}",
+                    fsutil::shown(root)
+                )));
             }
         }
         classes.sort_by_key(|c| c.index);
@@ -132,7 +135,9 @@ fn class_images(wnid: &str, files: Vec<PathBuf>) -> (Vec<ImageRef>, Vec<Skipped>
     for path in files {
         let rel_shown = format!("{wnid}/{}", path.file_name().map(|n| fsutil::shown(Path::new(n))).unwrap_or_default());
         let mut skip = |reason: String| skipped.push(Skipped { image: rel_shown.clone(), reason });
-        let (Some(file), Some(name)) = (path.file_name().and_then(|n| n.to_str()), path.file_stem().and_then(|n| n.to_str())) else {
+        let (Some(file), Some(name)) =
+            (path.file_name().and_then(|n| n.to_str()), path.file_stem().and_then(|n| n.to_str()))
+        else {
             skip("the file name is not UTF-8: rename it to use it".into());
             continue;
         };
@@ -142,7 +147,9 @@ fn class_images(wnid: &str, files: Vec<PathBuf>) -> (Vec<ImageRef>, Vec<Skipped>
         }
         let rel = format!("{wnid}/{file}");
         if let Some(first) = names.get(name) {
-            skip(format!("its name `{name}` is taken by {first}: masks and results are named by image name, so rename one"));
+            skip(format!(
+                "its name `{name}` is taken by {first}: masks and results are named by image name, so rename one"
+            ));
             continue;
         }
         names.insert(name.to_owned(), rel.clone());
@@ -157,7 +164,8 @@ pub fn parse_class_list(arg: &str) -> Result<Vec<String>> {
         Some(file) => fsutil::read_text(Path::new(file))?,
         None => arg.to_owned(),
     };
-    let list: Vec<String> = text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let list: Vec<String> =
+        text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
     if list.is_empty() {
         return Err(Error::Usage("--classes names no class".into()));
     }

@@ -64,7 +64,8 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Self> {
         let file = dir.join(MANIFEST_FILE);
         let text = salient_engine::fsutil::read_text(&file)?;
-        serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: unreadable run manifest ({e})", file.display())))
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Usage(format!("{}: unreadable run manifest ({e})", file.display())))
     }
 }
 

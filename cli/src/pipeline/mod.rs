@@ -64,7 +64,10 @@ pub fn jsonl<T: Serialize>(items: &[T]) -> String {
 
 /// Reads an annotations file as [`Annotations::load`] does, and reports on standard error the
 /// answers it did not count (a worker answering the same pair twice).
-pub fn load_annotations(path: &std::path::Path, bounds: salient_engine::annotations::Bounds) -> crate::error::Result<salient_engine::annotations::Annotations> {
+pub fn load_annotations(
+    path: &std::path::Path,
+    bounds: salient_engine::annotations::Bounds,
+) -> crate::error::Result<salient_engine::annotations::Annotations> {
     let annotations = salient_engine::annotations::Annotations::load(path, bounds)?;
     if !annotations.repeated.is_empty() {
         eprintln!(

@@ -33,7 +33,8 @@ impl Shard {
         if let Some(id) = env("JOB_COMPLETION_INDEX") {
             let Some(count) = env("SALIENT_SHARD_COUNT") else {
                 return Err(Error::Usage(
-                    "JOB_COMPLETION_INDEX is set but SALIENT_SHARD_COUNT is not: set it to the Job's completions".into(),
+                    "JOB_COMPLETION_INDEX is set but SALIENT_SHARD_COUNT is not: set it to the Job's completions"
+                        .into(),
                 ));
             };
             return Self::new(num("JOB_COMPLETION_INDEX", id)?, num("SALIENT_SHARD_COUNT", count)?);

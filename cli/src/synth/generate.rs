@@ -29,7 +29,14 @@ impl Plan {
     pub const DEFAULT_RATES: [f64; 5] = [0.9, 0.85, 0.8, 0.6, 0.4];
 
     pub fn new(seed: u64, train_per_class: usize, test_per_class: usize) -> Self {
-        Plan { seed, train_per_class, test_per_class, planted_rates: Self::DEFAULT_RATES.to_vec(), base_rate: 0.05, test_rate: 0.3 }
+        Plan {
+            seed,
+            train_per_class,
+            test_per_class,
+            planted_rates: Self::DEFAULT_RATES.to_vec(),
+            base_rate: 0.05,
+            test_rate: 0.3,
+        }
     }
 }
 
@@ -98,7 +105,12 @@ impl Manifest {
             .collect();
         let cues = Cue::ALL
             .iter()
-            .map(|c| ManifestCue { index: c.index(), name: c.name().into(), kind: c.kind().into(), code: 1 << c.index() })
+            .map(|c| ManifestCue {
+                index: c.index(),
+                name: c.name().into(),
+                kind: c.kind().into(),
+                code: 1 << c.index(),
+            })
             .collect();
         Manifest {
             plan,
@@ -115,8 +127,12 @@ impl Manifest {
     pub fn read(root: &Path) -> Result<Self> {
         let path = root.join("manifest.json");
         let text = salient_engine::fsutil::read_text(&path)?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::Usage(format!("{}: not a synthetic benchmark manifest ({e}); make one with `salient synth generate`", path.display())))
+        serde_json::from_str(&text).map_err(|e| {
+            Error::Usage(format!(
+                "{}: not a synthetic benchmark manifest ({e}); make one with `salient synth generate`",
+                path.display()
+            ))
+        })
     }
 
     /// Class names in class order (what a model trained on the benchmark stores).
@@ -152,11 +168,15 @@ fn draw_cues(plan: &Plan, split: usize, class: usize, rng: &mut impl RngExt) -> 
 }
 
 fn png_gray(data: &[u8]) -> Vec<u8> {
-    encode(image::DynamicImage::ImageLuma8(image::GrayImage::from_raw(SIZE as u32, SIZE as u32, data.to_vec()).expect("sized")))
+    encode(image::DynamicImage::ImageLuma8(
+        image::GrayImage::from_raw(SIZE as u32, SIZE as u32, data.to_vec()).expect("sized"),
+    ))
 }
 
 fn png_rgb(data: &[u8]) -> Vec<u8> {
-    encode(image::DynamicImage::ImageRgb8(image::RgbImage::from_raw(SIZE as u32, SIZE as u32, data.to_vec()).expect("sized")))
+    encode(image::DynamicImage::ImageRgb8(
+        image::RgbImage::from_raw(SIZE as u32, SIZE as u32, data.to_vec()).expect("sized"),
+    ))
 }
 
 fn encode(img: image::DynamicImage) -> Vec<u8> {
@@ -200,7 +220,10 @@ pub fn generate(plan: &Plan, out: &Path, on_image: impl Fn() + Sync) -> Result<M
         .collect::<Result<Vec<_>>>()?;
     let lines: String = truths.iter().map(|t| serde_json::to_string(t).expect("plain data") + "\n").collect();
     write(&out.join("ground_truth.jsonl"), lines.as_bytes())?;
-    write(&out.join("manifest.json"), (serde_json::to_string_pretty(&manifest).expect("plain data") + "\n").as_bytes())?;
+    write(
+        &out.join("manifest.json"),
+        (serde_json::to_string_pretty(&manifest).expect("plain data") + "\n").as_bytes(),
+    )?;
     Ok(manifest)
 }
 
@@ -219,10 +242,15 @@ pub fn read_truth(root: &Path) -> Result<Vec<Truth>> {
 /// Reads one region PNG (`SIZE×SIZE` codes).
 pub fn read_regions(root: &Path, truth: &Truth) -> Result<Vec<u8>> {
     let path = root.join(&truth.regions);
-    let img = image::open(&path).map_err(|e| Error::Usage(format!("{}: cannot read ground truth: {e}", path.display())))?;
+    let img =
+        image::open(&path).map_err(|e| Error::Usage(format!("{}: cannot read ground truth: {e}", path.display())))?;
     let gray = img.to_luma8();
     if gray.dimensions() != (SIZE as u32, SIZE as u32) {
-        return Err(Error::Usage(format!("{}: ground truth is {:?}, expected {SIZE}×{SIZE}", path.display(), gray.dimensions())));
+        return Err(Error::Usage(format!(
+            "{}: ground truth is {:?}, expected {SIZE}×{SIZE}",
+            path.display(),
+            gray.dimensions()
+        )));
     }
     Ok(gray.into_raw())
 }

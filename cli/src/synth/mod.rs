@@ -49,7 +49,7 @@ mod generate_cmd {
 
     use clap::Args;
 
-    use super::generate::{generate, Plan};
+    use super::generate::{Plan, generate};
     use crate::error::Result;
     use crate::progress;
 
@@ -81,7 +81,9 @@ mod generate_cmd {
         println!("wrote {total} images of {} classes to {}", manifest.classes.len(), a.out.display());
         for c in &manifest.classes {
             match &c.cue {
-                Some(cue) => println!("  {:<12} cue {cue:<10} in {:.0}% of its training images", c.wnid, c.train_rate * 100.0),
+                Some(cue) => {
+                    println!("  {:<12} cue {cue:<10} in {:.0}% of its training images", c.wnid, c.train_rate * 100.0)
+                }
                 None => println!("  {:<12} no planted cue", c.wnid),
             }
         }

@@ -8,7 +8,8 @@ use rand_chacha::ChaCha8Rng;
 pub const SIZE: usize = 112;
 
 /// The core objects, one per class, in class order.
-pub const SHAPES: [&str; 10] = ["circle", "square", "triangle", "cross", "ring", "star", "diamond", "hexagon", "crescent", "ell"];
+pub const SHAPES: [&str; 10] =
+    ["circle", "square", "triangle", "cross", "ring", "star", "diamond", "hexagon", "crescent", "ell"];
 
 /// The spurious cues; cue `k` is planted in class `k`'s training images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,7 +190,13 @@ pub fn render(shape: usize, cues: &[Cue], rng: &mut ChaCha8Rng) -> Scene {
                 let d = ((x - bx).powi(2) + (y - by).powi(2)).sqrt();
                 if d < 9.0 {
                     let check = ((x - b[0]) / 4.5).floor() as i32 + ((y - b[1]) / 4.5).floor() as i32;
-                    c = if d > 7.8 { [40.0, 10.0, 10.0] } else if check % 2 == 0 { [220.0, 30.0, 30.0] } else { [245.0, 245.0, 245.0] };
+                    c = if d > 7.8 {
+                        [40.0, 10.0, 10.0]
+                    } else if check % 2 == 0 {
+                        [220.0, 30.0, 30.0]
+                    } else {
+                        [245.0, 245.0, 245.0]
+                    };
                     code = 1 << Cue::Ball.index();
                 }
             }

@@ -110,7 +110,8 @@ struct Score {
 }
 
 fn salient(args: &[&str], log: &Path) -> Result<()> {
-    let exe = std::env::current_exe().map_err(|e| Error::Usage(format!("cannot find the salient program itself: {e}")))?;
+    let exe =
+        std::env::current_exe().map_err(|e| Error::Usage(format!("cannot find the salient program itself: {e}")))?;
     eprintln!("  salient {}", args.join(" "));
     let out = std::fs::File::create(log).map_err(|e| salient_engine::Error::write(log, e))?;
     let status = Command::new(exe)
@@ -152,7 +153,13 @@ fn s(p: &Path) -> String {
 }
 
 /// Labels every pair of discover's index from the ground truth.
-fn label_pairs(engine: &Engine, data: &Path, discover: &Path, truths: &[Truth], images: usize) -> Result<Vec<PairLabel>> {
+fn label_pairs(
+    engine: &Engine,
+    data: &Path,
+    discover: &Path,
+    truths: &[Truth],
+    images: usize,
+) -> Result<Vec<PairLabel>> {
     let index_path = discover.join("index.json");
     let index: Value = serde_json::from_str(&text(&index_path)?)
         .map_err(|e| Error::Usage(format!("{}: {e}", index_path.display())))?;
@@ -176,12 +183,23 @@ fn label_pairs(engine: &Engine, data: &Path, discover: &Path, truths: &[Truth], 
             let outputs = engine.infer(&views, true)?;
             let (mut object, mut cue_sum) = (0.0, BTreeMap::<String, f64>::new());
             for (rel, out) in rels.iter().zip(&outputs) {
-                let truth = by_path.get(rel.as_str()).ok_or_else(|| Error::Usage(format!("{rel}: not in ground_truth.jsonl")))?;
+                let truth = by_path
+                    .get(rel.as_str())
+                    .ok_or_else(|| Error::Usage(format!("{rel}: not in ground_truth.jsonl")))?;
                 let regions = read_regions(data, truth)?;
                 // The mask's core: values of at least 0.5, as the IoU counts them.
-                let mask: Vec<f32> = out.maps.as_ref().expect("maps kept").soft_mask(&[j], size).into_iter().map(|m| if m >= 0.5 { m } else { 0.0 }).collect();
+                let mask: Vec<f32> = out
+                    .maps
+                    .as_ref()
+                    .expect("maps kept")
+                    .soft_mask(&[j], size)
+                    .into_iter()
+                    .map(|m| if m >= 0.5 { m } else { 0.0 })
+                    .collect();
                 let total: f64 = mask.iter().map(|&m| m as f64).sum::<f64>().max(1e-9);
-                let share = |pred: &dyn Fn(u8) -> bool| mask.iter().zip(&regions).filter(|(_, r)| pred(**r)).map(|(m, _)| *m as f64).sum::<f64>() / total;
+                let share = |pred: &dyn Fn(u8) -> bool| {
+                    mask.iter().zip(&regions).filter(|(_, r)| pred(**r)).map(|(m, _)| *m as f64).sum::<f64>() / total
+                };
                 object += share(&|r| r == OBJECT);
                 for cue in Cue::ALL {
                     if truth.cues.iter().any(|n| n == cue.name()) {
@@ -192,7 +210,8 @@ fn label_pairs(engine: &Engine, data: &Path, discover: &Path, truths: &[Truth], 
             }
             let object_share = object / rels.len().max(1) as f64;
             // Over all the pair's images: a cue absent from an image holds none of its mass.
-            let cue_shares: BTreeMap<String, f64> = cue_sum.iter().map(|(k, v)| (k.clone(), v / rels.len().max(1) as f64)).collect();
+            let cue_shares: BTreeMap<String, f64> =
+                cue_sum.iter().map(|(k, v)| (k.clone(), v / rels.len().max(1) as f64)).collect();
             let best = cue_shares.iter().max_by(|a, b| a.1.total_cmp(b.1)).filter(|(_, v)| **v > object_share);
             out.push(PairLabel {
                 class: c,
@@ -288,7 +307,15 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     let robust = s(&a.robust);
     args.extend([robust.as_str(), "--images"]);
     let (train_s, test_s, discover_s) = (s(&train), s(&test), s(&discover));
-    args.extend([train_s.as_str(), "-o", discover_s.as_str(), "--group", "label", "--attack-steps", attack_steps.as_str()]);
+    args.extend([
+        train_s.as_str(),
+        "-o",
+        discover_s.as_str(),
+        "--group",
+        "label",
+        "--attack-steps",
+        attack_steps.as_str(),
+    ]);
     let robust_sha = crate::pipeline::manifest::file_sha256(&a.robust)?;
     restart_if_stale(&discover, &[("weights", &robust_sha), ("images", &canonical(&train)?)])?;
     if discover.join("index.json").exists() {
@@ -309,10 +336,14 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     eprintln!("build: soft masks on the test split");
     let dataset = a.out.join("dataset");
     let (labels_s, dataset_s, per_feature) = (s(&labels), s(&dataset), a.per_feature.to_string());
-    let mut build = vec!["build", "-w", robust.as_str(), "--images", test_s.as_str(), "--annotations", labels_s.as_str()];
+    let mut build =
+        vec!["build", "-w", robust.as_str(), "--images", test_s.as_str(), "--annotations", labels_s.as_str()];
     build.extend(["-o", dataset_s.as_str(), "--per-feature", per_feature.as_str()]);
     let labels_sha = crate::pipeline::manifest::file_sha256(&labels)?;
-    restart_if_stale(&dataset, &[("weights", &robust_sha), ("images", &canonical(&test)?), ("annotations", &labels_sha)])?;
+    restart_if_stale(
+        &dataset,
+        &[("weights", &robust_sha), ("images", &canonical(&test)?), ("annotations", &labels_sha)],
+    )?;
     if dataset.exists() {
         build.push("--resume");
     }
@@ -326,7 +357,9 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     let by_path: BTreeMap<String, &Truth> = truths.iter().map(|t| (t.path.clone(), t)).collect();
     let mut regions_of: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
     for r in &records {
-        if let (false, Some(truth)) = (regions_of.contains_key(r.source.as_str()), by_path.get(&format!("test/{}", r.source))) {
+        if let (false, Some(truth)) =
+            (regions_of.contains_key(r.source.as_str()), by_path.get(&format!("test/{}", r.source)))
+        {
             regions_of.insert(&r.source, read_regions(&a.data, truth)?);
         }
     }
@@ -334,7 +367,10 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     for r in &records {
         let Some(regions) = regions_of.get(r.source.as_str()) else { continue };
         let mask_path = dataset.join(&r.mask);
-        let mask = image::open(&mask_path).map_err(|e| Error::Usage(format!("{}: {e}", mask_path.display())))?.to_luma8().into_raw();
+        let mask = image::open(&mask_path)
+            .map_err(|e| Error::Usage(format!("{}: {e}", mask_path.display())))?
+            .to_luma8()
+            .into_raw();
         if mask.len() != regions.len() {
             return Err(Error::Usage(format!("{}: mask size differs from the ground truth", mask_path.display())));
         }
@@ -356,8 +392,19 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         let Some(weights) = weights else { continue };
         eprintln!("eval: the {name} model under noise on core vs spurious regions");
         let dir = a.out.join(format!("eval-{name}"));
-        let (w, dir_s, sigma, trials, seed) = (s(&weights), s(&dir), a.sigma.to_string(), a.trials.to_string(), a.seed.to_string());
-        let mut eval = vec!["eval", "-w", w.as_str(), "--dataset", dataset_s.as_str(), "--images", test_s.as_str(), "-o", dir_s.as_str()];
+        let (w, dir_s, sigma, trials, seed) =
+            (s(&weights), s(&dir), a.sigma.to_string(), a.trials.to_string(), a.seed.to_string());
+        let mut eval = vec![
+            "eval",
+            "-w",
+            w.as_str(),
+            "--dataset",
+            dataset_s.as_str(),
+            "--images",
+            test_s.as_str(),
+            "-o",
+            dir_s.as_str(),
+        ];
         eval.extend(["--sigma", sigma.as_str(), "--trials", trials.as_str(), "--seed", seed.as_str()]);
         if dir.join("summary.json").exists() {
             let _ = std::fs::remove_dir_all(&dir);
@@ -367,7 +414,8 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     }
 
     // Discovery against the plant.
-    let planted: BTreeMap<usize, &str> = manifest.classes.iter().filter_map(|c| c.cue.as_deref().map(|k| (c.index, k))).collect();
+    let planted: BTreeMap<usize, &str> =
+        manifest.classes.iter().filter_map(|c| c.cue.as_deref().map(|k| (c.index, k))).collect();
     let spurious: Vec<&PairLabel> = pairs.iter().filter(|p| p.label == Label::Spurious).collect();
     let hit = |p: &PairLabel| planted.get(&p.class).is_some_and(|k| p.cue.as_deref() == Some(*k));
     let true_positives = spurious.iter().filter(|p| hit(p)).count();
@@ -421,7 +469,8 @@ fn write_site_notes(
     for p in pairs {
         let mut cues: Vec<(&String, &f64)> = p.cue_shares.iter().collect();
         cues.sort_by(|x, y| y.1.total_cmp(x.1));
-        let cue_text: Vec<String> = cues.iter().take(2).map(|(k, v)| format!("{:.0}% on the {k}", 100.0 * **v)).collect();
+        let cue_text: Vec<String> =
+            cues.iter().take(2).map(|(k, v)| format!("{:.0}% on the {k}", 100.0 * **v)).collect();
         let text = format!(
             "Ground truth over its top {} training images: {:.0}% of its heatmap mass on the object{}{}.",
             a.label_images,
@@ -445,7 +494,8 @@ fn write_site_notes(
             });
         }
         let side = (regions.len() as f64).sqrt() as u32;
-        let img = image::DynamicImage::ImageRgba8(image::RgbaImage::from_raw(side, side, rgba).expect("square regions"));
+        let img =
+            image::DynamicImage::ImageRgba8(image::RgbaImage::from_raw(side, side, rgba).expect("square regions"));
         let rel = format!("truth/{}/{}.png", r.wnid, r.image);
         let mut png = Vec::new();
         img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).expect("PNG encoding to memory");
@@ -474,13 +524,21 @@ fn print_table(score: &Score, manifest: &Manifest) {
     println!();
     println!(
         "discovery: precision {:.2} ({} of {} spurious pairs look at their class's planted cue), recall {:.2} ({} of {} planted cues found)",
-        score.precision, score.true_positives, score.spurious_pairs, score.recall, score.classes_found, score.planted_classes
+        score.precision,
+        score.true_positives,
+        score.spurious_pairs,
+        score.recall,
+        score.classes_found,
+        score.planted_classes
     );
     println!(
         "masks, IoU at 0.5: spurious vs cue region {:.3} ({} masks), core vs object {:.3} ({} masks)",
         score.iou_spurious, score.iou_spurious_masks, score.iou_core, score.iou_core_masks
     );
-    println!("{:<8} {:>14} {:>18} {:>16} {:>24}", "model", "core accuracy", "spurious accuracy", "RCS", "Spearman(rate, RCS)");
+    println!(
+        "{:<8} {:>14} {:>18} {:>16} {:>24}",
+        "model", "core accuracy", "spurious accuracy", "RCS", "Spearman(rate, RCS)"
+    );
     for (name, m) in ["robust", "plain"].iter().zip(&score.models) {
         println!(
             "{:<8} {:>13.1}% {:>17.1}% {:>9.3} ±{:.3} {:>24}",
@@ -517,10 +575,16 @@ mod tests {
     #[test]
     fn a_stage_made_from_other_inputs_starts_afresh_and_a_matching_one_is_kept() {
         let dir = std::env::temp_dir().join(format!("salient-score-stale-{}", std::process::id()));
-        let stage = crate::pipeline::manifest::Manifest { kind: "build".into(), params: serde_json::json!({"annotations": "aa", "weights": "ww"}) };
+        let stage = crate::pipeline::manifest::Manifest {
+            kind: "build".into(),
+            params: serde_json::json!({"annotations": "aa", "weights": "ww"}),
+        };
         stage.claim(&dir, false).unwrap();
         restart_if_stale(&dir, &[("weights", "ww"), ("annotations", "aa")]).unwrap();
-        assert!(dir.join(crate::pipeline::manifest::MANIFEST_FILE).exists(), "a matching stage is resumed, not removed");
+        assert!(
+            dir.join(crate::pipeline::manifest::MANIFEST_FILE).exists(),
+            "a matching stage is resumed, not removed"
+        );
         restart_if_stale(&dir, &[("weights", "ww"), ("annotations", "bb")]).unwrap();
         assert!(!dir.exists(), "a stage built from other labels is removed");
         restart_if_stale(&dir, &[("weights", "ww")]).unwrap(); // nothing there: nothing to do

@@ -6,11 +6,11 @@ use std::time::Instant;
 use clap::Args;
 use salient_engine::model::{BlockKind, Stem};
 use salient_engine::preprocess::View;
-use salient_engine::train::{train, TrainOptions, TrainSet};
+use salient_engine::train::{TrainOptions, TrainSet, train};
 use salient_engine::{ResNet, ResNetConfig};
 use serde::Serialize;
 
-use super::generate::{read_truth, Manifest, Truth};
+use super::generate::{Manifest, Truth, read_truth};
 use super::scene::SIZE;
 use crate::error::{Error, Result};
 use crate::progress;
@@ -88,7 +88,10 @@ pub struct CueReliance {
 pub const VIEW: View = View { resize: SIZE as u32, crop: SIZE as u32 };
 
 pub fn config(width: usize, classes: usize) -> ResNetConfig {
-    ResNetConfig::new(BlockKind::Basic, [1, 1, 1, 1]).with_base_width(width).with_num_classes(classes).with_stem(Stem::Compact)
+    ResNetConfig::new(BlockKind::Basic, [1, 1, 1, 1])
+        .with_base_width(width)
+        .with_num_classes(classes)
+        .with_stem(Stem::Compact)
 }
 
 /// Reads the images of `split` with their class labels.
@@ -97,7 +100,8 @@ fn load_split<'a>(root: &Path, truths: &'a [Truth], split: &str) -> Result<(Trai
     let mut pixels = Vec::with_capacity(chosen.len() * SIZE * SIZE * 3);
     for t in &chosen {
         let path = root.join(&t.path);
-        let img = image::open(&path).map_err(|e| Error::Usage(format!("{}: cannot read: {e}", path.display())))?.to_rgb8();
+        let img =
+            image::open(&path).map_err(|e| Error::Usage(format!("{}: cannot read: {e}", path.display())))?.to_rgb8();
         if img.dimensions() != (SIZE as u32, SIZE as u32) {
             return Err(Error::Usage(format!("{}: {:?}, expected {SIZE}×{SIZE}", path.display(), img.dimensions())));
         }
@@ -114,7 +118,8 @@ pub fn predict(model: &ResNet, set: &TrainSet) -> Vec<usize> {
     for start in (0..set.len()).step_by(64) {
         let idx: Vec<usize> = (start..set.len().min(start + 64)).collect();
         let x = set.batch(&idx, &vec![false; idx.len()], &device);
-        let pred = model.forward(x).logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().unwrap_or_default();
+        let pred =
+            model.forward(x).logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().unwrap_or_default();
         out.extend(pred.into_iter().map(|p| p as usize));
     }
     out
@@ -167,7 +172,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         "training {} on {} images, {} ({} epochs)",
         salient_engine::engine::describe(&config),
         train_set.len(),
-        if a.epsilon > 0.0 { format!("L2 PGD ε={} ({} steps of {})", a.epsilon, a.steps, options.pgd_step_size) } else { "plainly".into() },
+        if a.epsilon > 0.0 {
+            format!("L2 PGD ε={} ({} steps of {})", a.epsilon, a.steps, options.pgd_step_size)
+        } else {
+            "plainly".into()
+        },
         a.epochs
     );
     let started = Instant::now();
@@ -183,7 +192,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
             bar.set_position(done as u64);
         },
         |r| {
-            bar.suspend(|| eprintln!("epoch {:>2}: loss {:.4}, train accuracy {:.1}%", r.epoch, r.loss, 100.0 * r.accuracy));
+            bar.suspend(|| {
+                eprintln!("epoch {:>2}: loss {:.4}, train accuracy {:.1}%", r.epoch, r.loss, 100.0 * r.accuracy)
+            });
             last = Some(r);
         },
     );
@@ -219,8 +230,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
         cue_reliance,
     };
     let json = a.out.with_extension("json");
-    salient_engine::fsutil::write_atomic(&json, (serde_json::to_string_pretty(&report).expect("plain data") + "\n").as_bytes())?;
-    println!("trained in {seconds:.0} s; test accuracy {:.1}%; wrote {} and {}", 100.0 * test_accuracy, a.out.display(), json.display());
+    salient_engine::fsutil::write_atomic(
+        &json,
+        (serde_json::to_string_pretty(&report).expect("plain data") + "\n").as_bytes(),
+    )?;
+    println!(
+        "trained in {seconds:.0} s; test accuracy {:.1}%; wrote {} and {}",
+        100.0 * test_accuracy,
+        a.out.display(),
+        json.display()
+    );
     println!("test accuracy of each cue's class, on its test images with / without the cue:");
     for r in &report.cue_reliance {
         println!("  {:<12} {:<10} {:>5.1}% / {:>5.1}%", r.class, r.cue, 100.0 * r.with_cue, 100.0 * r.without_cue);

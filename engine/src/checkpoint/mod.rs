@@ -248,11 +248,18 @@ impl StateDict {
         }
         let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
         let (layout, keep) = classify(&names);
-        let kept: Vec<(String, &torch::Entry)> =
-            named.iter().filter_map(|(n, e)| keep(n).map(|k| (k, *e))).collect();
+        let kept: Vec<(String, &torch::Entry)> = named.iter().filter_map(|(n, e)| keep(n).map(|k| (k, *e))).collect();
         let entries: Vec<&torch::Entry> = kept.iter().map(|(_, e)| *e).collect();
         let tensors = catalog.load(&entries, source.as_mut()).map_err(fail)?;
-        let mut sd = StateDict { source: name.to_owned(), format, layout, tensors: BTreeMap::new(), normalization: None, class_names: None, view: None };
+        let mut sd = StateDict {
+            source: name.to_owned(),
+            format,
+            layout,
+            tensors: BTreeMap::new(),
+            normalization: None,
+            class_names: None,
+            view: None,
+        };
         for ((key, _), t) in kept.into_iter().zip(tensors) {
             sd.insert(key, t)?;
         }
@@ -266,11 +273,7 @@ impl StateDict {
             let entries: Vec<&torch::Entry> = normalizer.iter().map(|(_, e)| *e).collect();
             let loaded = catalog.load(&entries, source.as_mut()).map_err(fail)?;
             let get = |suffix: &str| {
-                normalizer
-                    .iter()
-                    .zip(&loaded)
-                    .find(|((n, _), _)| n.ends_with(suffix))
-                    .map(|(_, t)| t.data.clone())
+                normalizer.iter().zip(&loaded).find(|((n, _), _)| n.ends_with(suffix)).map(|(_, t)| t.data.clone())
             };
             if let (Some(mean), Some(std)) = (get("new_mean"), get("new_std")) {
                 sd.normalization = Some(Normalization::from_slices(name, &mean, &std)?);
@@ -298,17 +301,17 @@ impl StateDict {
         match self.tensors.get(key) {
             Some(t) if !t.dtype.is_float() => Err(Error::checkpoint(
                 &self.source,
-                format!("tensor `{key}` is stored as {:?}: model weights must be floating point (f32, f64, f16 or bf16)", t.dtype),
+                format!(
+                    "tensor `{key}` is stored as {:?}: model weights must be floating point (f32, f64, f16 or bf16)",
+                    t.dtype
+                ),
             )),
             Some(t) if t.shape == shape => Ok(t),
             Some(t) => Err(Error::checkpoint(
                 &self.source,
                 format!("tensor `{key}` has shape {:?}, but the model needs {shape:?}", t.shape),
             )),
-            None => Err(Error::checkpoint(
-                &self.source,
-                format!("tensor `{key}` is missing{}", self.missing_hint()),
-            )),
+            None => Err(Error::checkpoint(&self.source, format!("tensor `{key}` is missing{}", self.missing_hint()))),
         }
     }
 
@@ -393,7 +396,13 @@ mod tests {
     fn gather_follows_strides() {
         // A 2×3 tensor stored transposed (strides [1, 2]) in f32.
         let storage: Vec<u8> = [0f32, 3., 1., 4., 2., 5.].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let t = torch::TensorRef { storage: "0".into(), dtype: DType::F32, offset: 0, shape: vec![2, 3], strides: vec![1, 2] };
+        let t = torch::TensorRef {
+            storage: "0".into(),
+            dtype: DType::F32,
+            offset: 0,
+            shape: vec![2, 3],
+            strides: vec![1, 2],
+        };
         assert_eq!(HostTensor::gather(&storage, &t).data, vec![0., 1., 2., 3., 4., 5.]);
     }
 
@@ -405,7 +414,10 @@ mod tests {
 
     #[test]
     fn classify_layouts() {
-        assert_eq!(classify(&["module.model.conv1.weight", "module.attacker.model.conv1.weight"]).0, Layout::Robustness);
+        assert_eq!(
+            classify(&["module.model.conv1.weight", "module.attacker.model.conv1.weight"]).0,
+            Layout::Robustness
+        );
         assert_eq!(classify(&["module.conv1.weight"]).0, Layout::DataParallel);
         assert_eq!(classify(&["conv1.weight"]).0, Layout::Torchvision);
         let (_, keep) = classify(&["module.model.fc.bias", "module.attacker.model.fc.bias"]);

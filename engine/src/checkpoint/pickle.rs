@@ -34,9 +34,16 @@ pub enum Node {
     Dict(Vec<(Id, Id)>),
     Set(Vec<Id>),
     /// A reference to a Python global (`module.name`), never imported.
-    Global { module: String, name: String },
+    Global {
+        module: String,
+        name: String,
+    },
     /// A call that was *not* performed: `callable(*args)`, with the state a later `BUILD` gave it.
-    Call { callable: Id, args: Id, state: Option<Id> },
+    Call {
+        callable: Id,
+        args: Id,
+        state: Option<Id>,
+    },
     /// A persistent id (torch uses them to point at tensor storages outside the pickle).
     Persistent(Id),
     /// A value this reader does not represent (e.g. an integer wider than 128 bits).
@@ -98,10 +105,7 @@ impl Pickle {
     /// Looks `key` up in a dict node with string keys.
     pub fn dict_get(&self, dict: Id, key: &str) -> Option<Id> {
         match self.get(dict) {
-            Node::Dict(items) => items
-                .iter()
-                .find(|(k, _)| self.as_str(*k) == Some(key))
-                .map(|(_, v)| *v),
+            Node::Dict(items) => items.iter().find(|(k, _)| self.as_str(*k) == Some(key)).map(|(_, v)| *v),
             _ => None,
         }
     }
@@ -157,10 +161,9 @@ impl<'a> Machine<'a> {
                 self.pos = end;
                 Ok(s)
             }
-            _ => self.err(format!(
-                "the pickle is truncated: needs {n} more bytes, {} left",
-                self.bytes.len() - self.pos
-            )),
+            _ => {
+                self.err(format!("the pickle is truncated: needs {n} more bytes, {} left", self.bytes.len() - self.pos))
+            }
         }
     }
 
@@ -291,9 +294,7 @@ impl<'a> Machine<'a> {
         let empty_args = matches!(&self.nodes[args], Node::Tuple(a) if a.is_empty());
         let node = match &self.nodes[callable] {
             Node::Global { module, name } if empty_args => match (module.as_str(), name.as_str()) {
-                ("collections", "OrderedDict") | ("builtins" | "__builtin__", "dict") => {
-                    Node::Dict(Vec::new())
-                }
+                ("collections", "OrderedDict") | ("builtins" | "__builtin__", "dict") => Node::Dict(Vec::new()),
                 ("builtins" | "__builtin__", "list") => Node::List(Vec::new()),
                 ("builtins" | "__builtin__", "set") => Node::Set(Vec::new()),
                 _ => Node::Call { callable, args, state: None },
@@ -553,9 +554,7 @@ impl<'a> Machine<'a> {
                 0x93 => {
                     let name = self.pop()?;
                     let module = self.pop()?;
-                    let (Node::Str(module), Node::Str(name)) =
-                        (&self.nodes[module], &self.nodes[name])
-                    else {
+                    let (Node::Str(module), Node::Str(name)) = (&self.nodes[module], &self.nodes[name]) else {
                         return self.err("STACK_GLOBAL needs two strings");
                     };
                     let node = Node::Global { module: module.clone(), name: name.clone() };
@@ -697,7 +696,8 @@ mod tests {
     #[test]
     fn reads_protocol2_dict_with_shared_reference() {
         // pickle.dumps({'a': [1, 2], 'b': 'x'}, protocol=2)
-        let bytes = b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01]q\x02(K\x01K\x02eX\x01\x00\x00\x00bq\x03X\x01\x00\x00\x00xq\x04u.";
+        let bytes =
+            b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01]q\x02(K\x01K\x02eX\x01\x00\x00\x00bq\x03X\x01\x00\x00\x00xq\x04u.";
         let (p, node) = root(bytes);
         let Node::Dict(items) = node else { panic!("not a dict") };
         assert_eq!(items.len(), 2);

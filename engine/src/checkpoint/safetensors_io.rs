@@ -62,8 +62,10 @@ pub(super) fn read<R: Read + Seek>(name: &str, mut reader: R, len: u64) -> Resul
     }
     names.sort_unstable();
     let (layout, keep) = classify(&names);
-    let kept: Vec<(String, &str, &TensorInfo)> = names.iter().filter_map(|n| keep(n).map(|k| (k, *n, infos[*n]))).collect();
-    check_total_elements(kept.iter().try_fold(0usize, |a, (_, _, i)| a.checked_add(i.shape.iter().product()))).map_err(fail)?;
+    let kept: Vec<(String, &str, &TensorInfo)> =
+        names.iter().filter_map(|n| keep(n).map(|k| (k, *n, infos[*n]))).collect();
+    check_total_elements(kept.iter().try_fold(0usize, |a, (_, _, i)| a.checked_add(i.shape.iter().product())))
+        .map_err(fail)?;
     let mut sd = StateDict {
         source: name.to_owned(),
         format: Format::Safetensors,
@@ -102,7 +104,11 @@ pub(super) fn read<R: Read + Seek>(name: &str, mut reader: R, len: u64) -> Resul
     {
         let parse = |s: &str| -> Result<Vec<f32>, Error> {
             s.split(',')
-                .map(|v| v.trim().parse::<f32>().map_err(|_| fail(format!("metadata `{MEAN_KEY}`/`{STD_KEY}` is not a list of 3 numbers"))))
+                .map(|v| {
+                    v.trim()
+                        .parse::<f32>()
+                        .map_err(|_| fail(format!("metadata `{MEAN_KEY}`/`{STD_KEY}` is not a list of 3 numbers")))
+                })
                 .collect()
         };
         sd.normalization = Some(Normalization::from_slices(name, &parse(mean)?, &parse(std)?)?);
@@ -111,7 +117,10 @@ pub(super) fn read<R: Read + Seek>(name: &str, mut reader: R, len: u64) -> Resul
         let names: Vec<String> = serde_json::from_str(names)
             .map_err(|e| fail(format!("metadata `{CLASSES_KEY}` is not a JSON list of names ({e})")))?;
         if names.len() > MAX_CLASSES {
-            return Err(fail(format!("metadata `{CLASSES_KEY}` names {} classes, over the limit of {MAX_CLASSES}", names.len())));
+            return Err(fail(format!(
+                "metadata `{CLASSES_KEY}` names {} classes, over the limit of {MAX_CLASSES}",
+                names.len()
+            )));
         }
         if let Some(long) = names.iter().find(|n| n.len() > MAX_CLASS_NAME_BYTES || n.chars().any(char::is_control)) {
             return Err(fail(format!(
@@ -122,11 +131,13 @@ pub(super) fn read<R: Read + Seek>(name: &str, mut reader: R, len: u64) -> Resul
         sd.class_names = Some(names);
     }
     if let Some(v) = meta.metadata().as_ref().and_then(|m| m.get(VIEW_KEY)) {
-        sd.view = Some(View::from_text(v).ok_or_else(|| fail(format!(
-            "metadata `{VIEW_KEY}` is {:?}, not `resize,crop` with {}",
-            crate::fsutil::escape(&v.chars().take(64).collect::<String>()),
-            View::LIMITS
-        )))?);
+        sd.view = Some(View::from_text(v).ok_or_else(|| {
+            fail(format!(
+                "metadata `{VIEW_KEY}` is {:?}, not `resize,crop` with {}",
+                crate::fsutil::escape(&v.chars().take(64).collect::<String>()),
+                View::LIMITS
+            ))
+        })?);
     }
     Ok(sd)
 }

@@ -86,7 +86,11 @@ impl Catalog {
                     self.steps_left -= 1;
                     let key = match p.get(k) {
                         Node::Str(s) if s.len() > MAX_KEY_BYTES => {
-                            let place = if path.is_empty() { "at the top level".to_owned() } else { format!("under `{}`", path.join(".")) };
+                            let place = if path.is_empty() {
+                                "at the top level".to_owned()
+                            } else {
+                                format!("under `{}`", path.join("."))
+                            };
                             return Err(format!(
                                 "a dict key {place} is {} bytes long, over the {MAX_KEY_BYTES}-byte limit for tensor names",
                                 s.len()
@@ -207,8 +211,9 @@ impl Catalog {
             return Err("persistent id is not a storage".into());
         }
         let dtype = match p.as_global(*ty) {
-            Some((_, name)) => DType::from_storage_name(name)
-                .ok_or_else(|| format!("unsupported storage type `{name}`"))?,
+            Some((_, name)) => {
+                DType::from_storage_name(name).ok_or_else(|| format!("unsupported storage type `{name}`"))?
+            }
             None => return Err("storage type is not a class reference".into()),
         };
         let key = match p.get(*key) {
@@ -255,7 +260,9 @@ impl Catalog {
         keys.sort_unstable();
         keys.dedup();
         let stored = keys.iter().try_fold(0usize, |a, k| a.checked_add(self.storages[*k].numel));
-        let converted = entries.iter().try_fold(0usize, |a, e| a.checked_add(e.tensor.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?));
+        let converted = entries
+            .iter()
+            .try_fold(0usize, |a, e| a.checked_add(e.tensor.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?));
         check_total_elements(stored)?;
         check_total_elements(converted)?;
         let mut cache: HashMap<&str, Vec<u8>> = HashMap::new();

@@ -49,9 +49,9 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage, Error> {
     if bytes.is_empty() {
         return Err(fail("the file is empty".into()));
     }
-    let format = image::guess_format(bytes).ok().filter(|f| {
-        matches!(f, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP)
-    });
+    let format = image::guess_format(bytes)
+        .ok()
+        .filter(|f| matches!(f, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP));
     let Some(format) = format else {
         return Err(fail("not a JPEG, PNG or WebP image".into()));
     };
@@ -75,9 +75,7 @@ pub fn decode_image(name: &str, bytes: &[u8]) -> Result<RgbImage, Error> {
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_DECODE_ALLOC);
     reader.limits(limits);
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| fail(format!("cannot decode {format_name} ({e})")))?;
+    let mut decoder = reader.into_decoder().map_err(|e| fail(format!("cannot decode {format_name} ({e})")))?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let img = DynamicImage::from_decoder(decoder)
         .map_err(|e| fail(format!("cannot decode {format_name}: the file is corrupt or truncated ({e})")))?;

@@ -79,9 +79,12 @@ impl ConvBn {
         let [c_out] = scale.dims();
         let weight = self.conv.weight.val() * scale.reshape([c_out, 1, 1, 1]);
         let [sy, sx] = self.conv.stride;
-        let pointwise = self.conv.kernel_size == [1, 1] && sy == sx && matches!(self.conv.padding, PaddingConfig2d::Explicit(0, 0, 0, 0));
+        let pointwise = self.conv.kernel_size == [1, 1]
+            && sy == sx
+            && matches!(self.conv.padding, PaddingConfig2d::Explicit(0, 0, 0, 0));
         let (stride, subsample) = if pointwise { ([1, 1], sy) } else { (self.conv.stride, 1) };
-        let conv = Conv2d { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)), stride, ..self.conv };
+        let conv =
+            Conv2d { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)), stride, ..self.conv };
         ConvBn { conv, bn: None, subsample }
     }
 
@@ -89,7 +92,12 @@ impl ConvBn {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = match self.subsample {
             1 => x,
-            s => x.slice([Slice::full(), Slice::full(), Slice::new(0, None, s as isize), Slice::new(0, None, s as isize)]),
+            s => x.slice([
+                Slice::full(),
+                Slice::full(),
+                Slice::new(0, None, s as isize),
+                Slice::new(0, None, s as isize),
+            ]),
         };
         let x = self.conv.forward(x);
         match &self.bn {
@@ -111,7 +119,8 @@ impl ConvBn {
             }
             (None, bias) => {
                 let c = self.conv.weight.dims()[0];
-                let filled = |v: f32| HostTensor { shape: vec![c], dtype: crate::checkpoint::DType::F32, data: vec![v; c] };
+                let filled =
+                    |v: f32| HostTensor { shape: vec![c], dtype: crate::checkpoint::DType::F32, data: vec![v; c] };
                 out.push((format!("{bn}.weight"), filled(1.0)));
                 out.push((format!("{bn}.bias"), bias.as_ref().map_or_else(|| filled(0.0), |b| host_tensor(b.val()))));
                 out.push((format!("{bn}.running_mean"), filled(0.0)));
@@ -142,7 +151,12 @@ pub struct Block {
 
 impl Block {
     /// `prefix` is the torchvision name of the block (`layer2.0`).
-    pub fn build(specs: &[ConvSpec], downsample: Option<ConvSpec>, prefix: &str, src: &mut dyn ParamSource) -> Result<Self, Error> {
+    pub fn build(
+        specs: &[ConvSpec],
+        downsample: Option<ConvSpec>,
+        prefix: &str,
+        src: &mut dyn ParamSource,
+    ) -> Result<Self, Error> {
         let convs = specs
             .iter()
             .enumerate()
@@ -156,7 +170,10 @@ impl Block {
 
     /// [`ConvBn::fold`] on every convolution.
     pub fn fold(self) -> Self {
-        Block { convs: self.convs.into_iter().map(ConvBn::fold).collect(), downsample: self.downsample.map(ConvBn::fold) }
+        Block {
+            convs: self.convs.into_iter().map(ConvBn::fold).collect(),
+            downsample: self.downsample.map(ConvBn::fold),
+        }
     }
 
     /// Host copies of the parameters, `prefix` being the block's torchvision name.

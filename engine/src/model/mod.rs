@@ -89,7 +89,14 @@ impl ResNetConfig {
 
     /// The architectures by their torchvision names.
     pub const NAMES: [&'static str; 8] = [
-        "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2", "wide_resnet101_2", "resnext50_32x4d",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "resnet101",
+        "resnet152",
+        "wide_resnet50_2",
+        "wide_resnet101_2",
+        "resnext50_32x4d",
     ];
 
     pub fn by_name(name: &str) -> Option<Self> {
@@ -122,10 +129,7 @@ impl ResNetConfig {
     pub fn infer(sd: &StateDict) -> Result<Self, Error> {
         let fail = |m: String| Error::checkpoint(&sd.source, m);
         let stem = sd.shape("conv1.weight").ok_or_else(|| {
-            fail(format!(
-                "tensor `conv1.weight` is missing: not a torchvision ResNet state dict{}",
-                sample_keys(sd)
-            ))
+            fail(format!("tensor `conv1.weight` is missing: not a torchvision ResNet state dict{}", sample_keys(sd)))
         })?;
         let base_width = stem[0];
         let block = if sd.shape("layer1.0.conv3.weight").is_some() { BlockKind::Bottleneck } else { BlockKind::Basic };
@@ -135,12 +139,17 @@ impl ResNetConfig {
                 *n += 1;
             }
             if *n == 0 {
-                return Err(fail(format!("tensor `layer{}.0.conv1.weight` is missing: not a torchvision ResNet", s + 1)));
+                return Err(fail(format!(
+                    "tensor `layer{}.0.conv1.weight` is missing: not a torchvision ResNet",
+                    s + 1
+                )));
             }
         }
-        let num_classes = sd.shape("fc.weight").map(|s| s[0]).ok_or_else(|| fail("tensor `fc.weight` is missing".into()))?;
+        let num_classes =
+            sd.shape("fc.weight").map(|s| s[0]).ok_or_else(|| fail("tensor `fc.weight` is missing".into()))?;
         let stem = if stem[2] == 3 { Stem::Compact } else { Stem::ImageNet };
-        let mut config = Self::new(block, layers).with_base_width(base_width).with_num_classes(num_classes).with_stem(stem);
+        let mut config =
+            Self::new(block, layers).with_base_width(base_width).with_num_classes(num_classes).with_stem(stem);
         if block == BlockKind::Bottleneck {
             // Width and groups from the first bottleneck; if its shapes are inconsistent, assume
             // a plain bottleneck and let loading name the tensor that does not fit.
@@ -187,7 +196,9 @@ impl ResNetConfig {
             for b in 0..n {
                 let stride = if s > 0 && b == 0 { 2 } else { 1 };
                 let specs = match self.block {
-                    BlockKind::Basic => vec![ConvSpec::new(c_in, planes, 3, stride), ConvSpec::new(planes, planes, 3, 1)],
+                    BlockKind::Basic => {
+                        vec![ConvSpec::new(c_in, planes, 3, stride), ConvSpec::new(planes, planes, 3, 1)]
+                    }
                     BlockKind::Bottleneck => {
                         let width = planes * self.width_per_group / 64 * self.groups;
                         vec![
@@ -207,10 +218,16 @@ impl ResNetConfig {
         Ok(ResNet {
             stem,
             maxpool: (self.stem == Stem::ImageNet).then(|| {
-                MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init()
+                MaxPool2dConfig::new([3, 3])
+                    .with_strides([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init()
             }),
             stages,
-            fc: Linear { weight: burn::module::Param::from_tensor(weight), bias: Some(burn::module::Param::from_tensor(bias)) },
+            fc: Linear {
+                weight: burn::module::Param::from_tensor(weight),
+                bias: Some(burn::module::Param::from_tensor(bias)),
+            },
             mean: normalization.mean,
             std: normalization.std,
         })
@@ -337,7 +354,10 @@ mod tests {
         let device = Device::flex();
         for config in [
             ResNetConfig::resnet18().with_base_width(8).with_num_classes(7),
-            ResNetConfig::new(BlockKind::Bottleneck, [2, 1, 1, 1]).with_base_width(8).with_num_classes(5).with_stem(Stem::Compact),
+            ResNetConfig::new(BlockKind::Bottleneck, [2, 1, 1, 1])
+                .with_base_width(8)
+                .with_num_classes(5)
+                .with_stem(Stem::Compact),
         ] {
             let model = config.init(&device, 3);
             let sd = model.state_dict("test");
