@@ -354,7 +354,7 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
                     truth: truth(r)?,
                 });
             }
-            let attack = attack_image(&args, images_root.as_ref(), engine.as_ref(), class, *feature, imgs[0])?;
+            let attack = attack_image(args, images_root.as_ref(), engine.as_ref(), class, *feature, imgs[0])?;
             annotate.push(AnnotatePair {
                 class,
                 wnid: wnid.clone(),
@@ -412,7 +412,7 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
     write(&args.out.join(ANNOTATE), json(&AnnotateIndex { pairs: annotate }).as_bytes())?;
 
     let model = match (&args.weights, &engine) {
-        (Some(w), Some(e)) => Some(write_model(w, e, &args)?),
+        (Some(w), Some(e)) => Some(write_model(w, e, args)?),
         _ => None,
     };
     let index = SiteIndex {
