@@ -64,8 +64,24 @@ fn every_hostile_file_gets_its_exact_error() {
         checked += 1;
     }
     assert!(checked >= 38, "only {checked} files checked");
-    assert!(!Path::new("/tmp/salient-pwned").exists(), "a zip entry was extracted outside the archive");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The pickle that calls `os.system("touch /tmp/salient-pwned")` on load: the reader keeps the
+/// call as inert data — the callable, its argument — and performs nothing.
+#[test]
+fn a_pickled_call_is_recorded_not_performed() {
+    use salient_engine::checkpoint::pickle::{self, Node};
+    let bytes = std::fs::read(fixture("hostile/pickle-calls-system.pt")).unwrap();
+    let (p, used) = pickle::parse(&bytes).unwrap();
+    assert_eq!(used, bytes.len());
+    let Node::Call { callable, args, state } = p.get(p.root) else {
+        panic!("expected an inert call, got {:?}", p.get(p.root))
+    };
+    assert_eq!(p.as_global(*callable), Some(("os", "system")));
+    let arg = p.as_seq(*args).and_then(|a| a.first().copied()).and_then(|a| p.as_str(a));
+    assert_eq!(arg, Some("touch /tmp/salient-pwned"));
+    assert_eq!(*state, None);
 }
 
 #[test]
