@@ -126,7 +126,7 @@ fn a_build_becomes_a_site_with_thumbnails_and_7x7_maps() {
         for i in &f.images {
             let thumb =
                 image::open(root.join("site").join(salient_engine::site::thumb_path(&page.wnid, &i.image))).unwrap();
-            assert_eq!((thumb.width(), thumb.height()), (112, 112));
+            assert_eq!((thumb.width(), thumb.height()), (128, 128));
             // The build's own PNG mask, drawn back from the stored map: within a gray level or two.
             let png = image::open(root.join("ds").join(format!("{}/feature_{}/{}.png", page.wnid, f.feature, i.image)))
                 .unwrap()

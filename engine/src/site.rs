@@ -7,7 +7,7 @@
 //! data/classes/<class>.json  ClassPage: a class's features, their labels with provenance, and
 //!                            each image's mask as its low-resolution map (drawn in the browser)
 //! data/annotate.json         AnnotateIndex: the (class, feature) pairs to judge
-//! data/thumbs/<wnid>/        the 224×224 views, as small JPEG thumbnails (absent in a masks-only
+//! data/thumbs/<wnid>/        the 224×224 views, as small WebP thumbnails (absent in a masks-only
 //!                            site: the page draws the masks over the visitor's own images)
 //! data/attacks/, pairs/      feature-attack images and a discover run's renderings
 //! data/model/model.safetensors.<i>   the model for the upload page, f16, in chunks
@@ -31,9 +31,9 @@ pub fn class_page(class: usize) -> String {
 
 pub const ANNOTATE: &str = "data/annotate.json";
 
-/// An image's thumbnail in a thumbnail site: the view the model saw, scaled down (JPEG).
+/// An image's thumbnail in a thumbnail site: the view the model saw, scaled down (WebP).
 pub fn thumb_path(wnid: &str, image: &str) -> String {
-    format!("data/thumbs/{wnid}/{image}.jpg")
+    format!("data/thumbs/{wnid}/{image}.webp")
 }
 
 /// What `salient site --notes` adds to a site: text about classes and features, and ground-truth

@@ -51,11 +51,11 @@ pub struct SiteArgs {
 
     /// Side of the thumbnails, in pixels (the model's view is scaled down to it). The defaults
     /// keep the full dataset, every mask with its own image, under 1 GB.
-    #[arg(long, default_value_t = 112, value_name = "PX", value_parser = clap::value_parser!(u32).range(32..=512))]
+    #[arg(long, default_value_t = 128, value_name = "PX", value_parser = clap::value_parser!(u32).range(32..=512))]
     thumb_size: u32,
 
-    /// JPEG quality of the thumbnails (1–100).
-    #[arg(long, default_value_t = 60, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
+    /// WebP quality of the thumbnails (1–100).
+    #[arg(long, default_value_t = 70, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
     thumb_quality: u8,
 
     /// Weights for the upload page and for feature-attack images (otherwise neither).
@@ -547,20 +547,15 @@ fn report(out: &Path, index: &SiteIndex, fit: &FitStats) {
     );
 }
 
-/// The view scaled to `size` (Pillow-exact bilinear) as a JPEG of the given quality.
+/// The view scaled to `size` (Pillow-exact bilinear) as a lossy WebP of the given quality.
 fn thumbnail(view: &image::RgbImage, size: u32, quality: u8) -> Result<Vec<u8>> {
     let (w, h) = (view.width() as usize, view.height() as usize);
     let small = if view.width() == size {
-        view.clone()
+        view.as_raw().clone()
     } else {
-        let pixels = salient_engine::resample::resize_bilinear(view.as_raw(), w, h, 3, size as usize, size as usize);
-        image::RgbImage::from_raw(size, size, pixels).expect("the resize gives size × size pixels")
+        salient_engine::resample::resize_bilinear(view.as_raw(), w, h, 3, size as usize, size as usize)
     };
-    let mut bytes = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, quality)
-        .encode_image(&small)
-        .map_err(|e| Error::Usage(format!("cannot encode a thumbnail: {e}")))?;
-    Ok(bytes)
+    Ok(webp::Encoder::from_rgb(&small, size, size).encode(f32::from(quality)).to_vec())
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
