@@ -293,16 +293,18 @@ impl Annotations {
 
     /// Salient's CSV (what the web explorer exports): `class,feature,label,rank,votes_*`.
     pub fn to_csv(&self) -> String {
-        let mut s = String::from("class,feature,label,rank,votes_main_object,votes_separate_object,votes_background\n");
-        for p in &self.pairs {
-            let rank = p.rank.map(|r| r.to_string()).unwrap_or_default();
-            let v = p
-                .votes
-                .map(|v| format!("{},{},{}", v.main_object, v.separate_object, v.background))
-                .unwrap_or(",,".into());
-            s.push_str(&format!("{},{},{},{rank},{v}\n", p.class, p.feature, p.label.as_str()));
-        }
-        s
+        let header =
+            ["class", "feature", "label", "rank", "votes_main_object", "votes_separate_object", "votes_background"];
+        crate::table::csv(
+            &header,
+            self.pairs.iter().map(|p| {
+                let votes = p.votes.map_or([String::new(), String::new(), String::new()], |v| {
+                    [v.main_object.to_string(), v.separate_object.to_string(), v.background.to_string()]
+                });
+                let rank = p.rank.map(|r| r.to_string()).unwrap_or_default();
+                [p.class.to_string(), p.feature.to_string(), p.label.as_str().to_owned(), rank].into_iter().chain(votes)
+            }),
+        )
     }
 
     pub fn summary(&self) -> Summary {

@@ -173,14 +173,12 @@ pub fn release_records(dir: &Path, labels: &Annotations) -> Result<Vec<MaskRecor
 /// order; shorter columns are padded with empty cells.
 pub fn names_map_csv(columns: &[(usize, Vec<String>)]) -> String {
     let rows = columns.iter().map(|(_, c)| c.len()).max().unwrap_or(0);
-    let mut s = columns.iter().map(|(f, _)| f.to_string()).collect::<Vec<_>>().join(",");
-    s.push('\n');
-    for r in 0..rows {
-        let cells: Vec<&str> = columns.iter().map(|(_, c)| c.get(r).map_or("", String::as_str)).collect();
-        s.push_str(&cells.join(","));
-        s.push('\n');
-    }
-    s
+    let header: Vec<String> = columns.iter().map(|(f, _)| f.to_string()).collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    crate::table::csv(
+        &header,
+        (0..rows).map(|r| columns.iter().map(move |(_, c)| c.get(r).cloned().unwrap_or_default())),
+    )
 }
 
 #[cfg(test)]

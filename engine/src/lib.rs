@@ -30,6 +30,7 @@ pub mod nam;
 pub mod preprocess;
 pub mod resample;
 pub mod site;
+pub mod table;
 #[cfg(feature = "train")]
 pub mod train;
 

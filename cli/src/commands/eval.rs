@@ -10,6 +10,7 @@ use salient_engine::dataset::{self, MaskRecord};
 use salient_engine::evaluation::{
     Classifier, OverTrials, add_masked_noise, batch_tensors, class_balanced, gaussian_noise, rcs,
 };
+use salient_engine::table;
 use salient_engine::{Engine, decode, engine::block_on, engine::host, fsutil};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -370,49 +371,56 @@ fn mean(v: &[f64]) -> f64 {
 }
 
 fn report(engine: &Engine, results: &[ClassResult], args: &EvalArgs) -> Result<String> {
-    let name = |c: usize| {
-        let n = engine.class_name(c);
-        if n.contains([',', '"']) { format!("\"{}\"", n.replace('"', "\"\"")) } else { n }
-    };
+    let name = |c: usize| engine.class_name(c);
     let sigma = format!("std_{}.csv", args.sigma);
-    let mut core_csv = String::from("class_index,class_name,clean_accuracy,spurious_accuracy\n");
-    let mut spur_csv = String::from("class_index,class_name,clean_accuracy,core_accuracy\n");
-    let mut single_csv =
-        String::from("class_index,feature_index,feature_rank,feature_label,class_name,clean_accuracy,noisy_accuracy\n");
-    let mut rcs_csv = String::from("class_index,class_name,core_accuracy,spurious_accuracy,rcs\n");
+    let (mut core_rows, mut spur_rows, mut single_rows, mut rcs_rows) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut points = Vec::new();
     for r in results {
         if let Some(u) = &r.core_noise {
-            core_csv.push_str(&format!("{},{},{},{}\n", r.class, name(r.class), pct(u.clean), pct(mean(&u.noisy))));
+            core_rows.push(vec![r.class.to_string(), name(r.class), pct(u.clean), pct(mean(&u.noisy))]);
         }
         if let Some(u) = &r.spurious_noise {
-            spur_csv.push_str(&format!("{},{},{},{}\n", r.class, name(r.class), pct(u.clean), pct(mean(&u.noisy))));
+            spur_rows.push(vec![r.class.to_string(), name(r.class), pct(u.clean), pct(mean(&u.noisy))]);
         }
         for u in &r.single {
-            single_csv.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                r.class,
-                u.feature.unwrap_or(0),
-                u.rank.unwrap_or(0),
-                u.label.map_or("", Label::as_str),
+            single_rows.push(vec![
+                r.class.to_string(),
+                u.feature.unwrap_or(0).to_string(),
+                u.rank.unwrap_or(0).to_string(),
+                u.label.map_or("", Label::as_str).to_owned(),
                 name(r.class),
                 pct(u.clean),
-                pct(mean(&u.noisy))
-            ));
+                pct(mean(&u.noisy)),
+            ]);
         }
         if let (Some(c), Some(s)) = (&r.spurious_noise, &r.core_noise) {
             let (core, spur) = (mean(&c.noisy), mean(&s.noisy));
-            rcs_csv.push_str(&format!(
-                "{},{},{},{},{:.4}\n",
-                r.class,
+            rcs_rows.push(vec![
+                r.class.to_string(),
                 name(r.class),
                 pct(core),
                 pct(spur),
-                rcs(core, spur)
-            ));
+                format!("{:.4}", rcs(core, spur)),
+            ]);
             points.push((r.class, core, spur));
         }
     }
+    let core_csv = table::csv(&["class_index", "class_name", "clean_accuracy", "spurious_accuracy"], core_rows);
+    let spur_csv = table::csv(&["class_index", "class_name", "clean_accuracy", "core_accuracy"], spur_rows);
+    let single_csv = table::csv(
+        &[
+            "class_index",
+            "feature_index",
+            "feature_rank",
+            "feature_label",
+            "class_name",
+            "clean_accuracy",
+            "noisy_accuracy",
+        ],
+        single_rows,
+    );
+    let rcs_csv = table::csv(&["class_index", "class_name", "core_accuracy", "spurious_accuracy", "rcs"], rcs_rows);
     write(&args.out.join("noise_in_core_features").join(&sigma), core_csv.as_bytes())?;
     write(&args.out.join("noise_in_spurious_features").join(&sigma), spur_csv.as_bytes())?;
     write(&args.out.join("noise_in_single_feature").join(&sigma), single_csv.as_bytes())?;

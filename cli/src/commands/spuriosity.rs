@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use salient_engine::annotations::{Bounds, Label};
 use salient_engine::imagenet::class_name;
+use salient_engine::table;
 use serde_json::json;
 
 use crate::error::{Error, Result};
@@ -46,7 +47,7 @@ pub fn run(args: SpuriosityArgs) -> Result<()> {
     let (num_classes, features) = classes.first().map_or((0, 0), |c| (c.classes, c.features));
     let annotations = crate::pipeline::load_annotations(&args.annotations, Bounds { classes: num_classes, features })?;
     let by_class = annotations.by_class();
-    let mut csv = String::from("class_index,class_name,images,k,accuracy_most_spurious,accuracy_least_spurious,gap\n");
+    let mut rows = Vec::new();
     let mut gaps = Vec::new();
     for class in &classes {
         let label = class.images.first().map(|i| i.label);
@@ -75,18 +76,19 @@ pub fn run(args: SpuriosityArgs) -> Result<()> {
         let acc = |idx: &[usize]| idx.iter().filter(|&&i| class.images[i].pred == c).count() as f64 / idx.len() as f64;
         let (high, low) = (acc(&order[..k]), acc(&order[n - k..]));
         gaps.push(high - low);
-        let name = class_name(num_classes, c);
-        let quoted = if name.contains(',') { format!("\"{name}\"") } else { name };
-        csv.push_str(&format!(
-            "{c},{quoted},{n},{k},{:.3},{:.3},{:.3}\n",
-            high * 100.0,
-            low * 100.0,
-            (high - low) * 100.0
-        ));
-        let mut ranking = String::from("image,spuriosity\n");
-        for &i in &order {
-            ranking.push_str(&format!("{},{:.6}\n", class.images[i].image, score[i]));
-        }
+        rows.push(vec![
+            c.to_string(),
+            class_name(num_classes, c),
+            n.to_string(),
+            k.to_string(),
+            format!("{:.3}", high * 100.0),
+            format!("{:.3}", low * 100.0),
+            format!("{:.3}", (high - low) * 100.0),
+        ]);
+        let ranking = table::csv(
+            &["image", "spuriosity"],
+            order.iter().map(|&i| [class.images[i].image.clone(), format!("{:.6}", score[i])]),
+        );
         write(&args.out.join("rankings").join(format!("{}.csv", class.wnid)), ranking.as_bytes())?;
     }
     if gaps.is_empty() {
@@ -96,7 +98,9 @@ pub fn run(args: SpuriosityArgs) -> Result<()> {
             args.annotations.display()
         )));
     }
-    write(&args.out.join("spuriosity.csv"), csv.as_bytes())?;
+    let header =
+        ["class_index", "class_name", "images", "k", "accuracy_most_spurious", "accuracy_least_spurious", "gap"];
+    write(&args.out.join("spuriosity.csv"), table::csv(&header, rows).as_bytes())?;
     let mean_gap = gaps.iter().sum::<f64>() / gaps.len() as f64;
     let summary = json!({ "classes": gaps.len(), "k": args.k, "mean_gap": mean_gap });
     let text = serde_json::to_string_pretty(&summary).expect("plain data") + "\n";

@@ -326,10 +326,12 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     eprintln!("label: each pair from the ground truth (heatmap mass on the object vs on each cue)");
     let engine = Engine::load(&a.robust, &salient_engine::Backend::Flex.device()?)?;
     let pairs = label_pairs(&engine, &a.data, &discover, &truths, a.label_images)?;
-    let mut csv = String::from("class,feature,label,rank\n");
-    for p in &pairs {
-        csv.push_str(&format!("{},{},{},{}\n", p.class, p.feature, p.label.as_str(), p.rank));
-    }
+    let csv = salient_engine::table::csv(
+        &["class", "feature", "label", "rank"],
+        pairs
+            .iter()
+            .map(|p| [p.class.to_string(), p.feature.to_string(), p.label.as_str().to_owned(), p.rank.to_string()]),
+    );
     let labels = a.out.join("labels.csv");
     salient_engine::fsutil::write_atomic(&labels, csv.as_bytes())?;
 
