@@ -124,6 +124,12 @@ impl ModelHandle {
         self.with_worker(|w| worker::send(w, &ToWorker::Analyse { name, labels }, Some(bytes)));
     }
 
+    /// A new upload begins: the previous result or error goes away.
+    fn begin(self) {
+        self.result.set(None);
+        self.busy.set(true);
+    }
+
     /// Analyses a file: now if the model is ready, else once it is.
     fn analyse(self, name: String, bytes: js_sys::Uint8Array) {
         self.busy.set(true);
@@ -185,16 +191,16 @@ fn publish_for_tests(a: &Analysis, ms: f64) {
 
 /// Reads a file and hands it to the worker.
 fn read_and_analyse(handle: ModelHandle, file: web_sys::File) {
+    handle.begin();
     let name = file.name();
     if file.size() > MAX_FILE_BYTES as f64 {
-        handle.result.set(Some(Err(format!(
+        handle.finish(Err(format!(
             "{name}: the file is {:.0} MB, over the {} MB limit",
             file.size() / 1e6,
             MAX_FILE_BYTES >> 20
-        ))));
+        )));
         return;
     }
-    handle.busy.set(true);
     spawn_local(async move {
         match JsFuture::from(file.array_buffer()).await {
             Ok(buffer) => handle.analyse(name, js_sys::Uint8Array::new(&buffer)),
@@ -205,7 +211,7 @@ fn read_and_analyse(handle: ModelHandle, file: web_sys::File) {
 
 /// Fetches a sample photo of the app and analyses it.
 fn analyse_sample(handle: ModelHandle, file: &'static str) {
-    handle.busy.set(true);
+    handle.begin();
     spawn_local(async move {
         let fetched = async {
             let r = gloo_net::http::Request::get(&format!("samples/{file}")).send().await.map_err(|e| e.to_string())?;

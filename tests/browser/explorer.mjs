@@ -214,7 +214,9 @@ if (!uploadOnly) {
   // Bad uploads get clear messages.
   for (const [file, needle] of [[env('BAD_IMAGE'), 'not a JPEG, PNG or WebP image'], [env('HUGE_IMAGE'), 'over the limit']]) {
     await page.setInputFiles('#upload', file);
-    await page.waitForSelector('#upload-error', { timeout: 60000 });
+    // The answer to this file (the message starts with its name), not the one before it.
+    const name = file.split('/').pop();
+    await page.waitForFunction((n) => document.querySelector('#upload-error')?.textContent.includes(n), name, { timeout: 60000 });
     const text = await page.textContent('#upload-error');
     check(text.includes(needle), `a bad upload is explained: ${text}`);
   }
