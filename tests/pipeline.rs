@@ -436,14 +436,7 @@ fn labels_reads_both_formats() {
 #[test]
 #[ignore = "needs the paper's labels (../shared/salient_imagenet/ or SALIENT_MTURK_CSV): `make test` runs it"]
 fn published_mturk_labels() {
-    let path = std::env::var_os("SALIENT_MTURK_CSV").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/salient_imagenet/discover_spurious_features.csv")
-    });
-    assert!(
-        path.exists(),
-        "{} is missing: give the paper's discover_spurious_features.csv with SALIENT_MTURK_CSV",
-        path.display()
-    );
+    let path = salient_tests::release::paper_mturk_csv();
     let dir = tempfile::tempdir().unwrap();
     let json: Value =
         serde_json::from_str(&ok(&["labels", "--annotations", path.to_str().unwrap(), "--json"], dir.path())).unwrap();
