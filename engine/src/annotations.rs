@@ -286,9 +286,11 @@ impl Annotations {
         m
     }
 
-    /// The label of a pair, if annotated.
-    pub fn label(&self, class: usize, feature: usize) -> Option<Label> {
-        self.pairs.iter().find(|p| p.class == class && p.feature == feature).map(|p| p.label)
+    /// A labelled pair, if annotated: a binary search for the class (pairs are ordered by class),
+    /// then its few pairs.
+    pub fn pair(&self, class: usize, feature: usize) -> Option<&Pair> {
+        let start = self.pairs.partition_point(|p| p.class < class);
+        self.pairs[start..].iter().take_while(|p| p.class == class).find(|p| p.feature == feature)
     }
 
     /// Salient's CSV (what the web explorer exports): `class,feature,label,rank,votes_*`.
@@ -403,6 +405,8 @@ mod tests {
             [(1305, Label::Core), (1797, Label::Spurious)]
         );
         assert_eq!(a.pairs[1].votes.unwrap().spurious_kind(), Some("ambiguous"));
+        assert_eq!(a.pair(325, 1797).map(|p| p.label), Some(Label::Spurious));
+        assert!(a.pair(325, 1798).is_none() && a.pair(324, 1797).is_none());
         let s = a.summary();
         assert_eq!((s.pairs, s.core, s.spurious, s.classes_with_spurious), (2, 1, 1, 1));
         // Each worker's answer is kept, in file order, the quoted reason whole.

@@ -147,7 +147,7 @@ pub fn release_records(dir: &Path, labels: &Annotations) -> Result<Vec<MaskRecor
             }
         }
         for (feature, names) in header.into_iter().zip(columns) {
-            let Some(pair) = labels.pairs.iter().find(|p| p.class == class && p.feature == feature) else { continue };
+            let Some(pair) = labels.pair(class, feature) else { continue };
             for (position, image) in names.into_iter().enumerate() {
                 fsutil::check_name(&image).map_err(fail)?;
                 records.push(MaskRecord {

@@ -183,7 +183,7 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
     };
     if let Some(labels) = &annotations {
         // The given labels replace the index's; pairs they do not label are left out.
-        records.retain_mut(|r| match labels.pairs.iter().find(|p| p.class == r.class && p.feature == r.feature) {
+        records.retain_mut(|r| match labels.pair(r.class, r.feature) {
             Some(p) => {
                 r.label = p.label;
                 r.rank = p.rank.or(r.rank);
@@ -256,7 +256,8 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
             )));
         }
     }
-    let thumbs: BTreeMap<String, Result<String>> = match &images_root {
+    // The thumbnails, each written once; their paths derive from the names (`thumb_path`).
+    let thumbs: Vec<(&str, Result<()>)> = match &images_root {
         Some(images_root) => {
             let bar = progress::bar(sources.len() as u64, "thumbnails", false);
             let done = sources
@@ -268,27 +269,19 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
                         .and_then(|path| decode::load_image(&path))
                         .map_err(Error::from)
                         .and_then(|img| thumbnail(&view.apply(&img), args.thumb_size, args.thumb_quality))
-                        .and_then(|bytes| write(&args.out.join(&rel), &bytes))
-                        .map(|()| rel);
+                        .and_then(|bytes| write(&args.out.join(&rel), &bytes));
                     bar.inc(1);
-                    (source.to_string(), done)
+                    (*source, done)
                 })
                 .collect();
             bar.finish_and_clear();
             done
         }
-        None => BTreeMap::new(),
+        None => Vec::new(),
     };
-    let thumb = |source: &str| -> Result<Option<String>> {
-        match thumbs.get(source) {
-            None => Ok(None),
-            Some(Ok(rel)) => Ok(Some(rel.clone())),
-            Some(Err(e)) => Err(Error::Usage(format!("{source}: {e}"))),
-        }
-    };
-    // Every thumbnail is made (an image that fails is an error) before any page names one.
-    for source in thumbs.keys() {
-        thumb(source)?;
+    // An image that fails is an error, before any page names its thumbnail.
+    if let Some((source, Err(e))) = thumbs.iter().find(|(_, done)| done.is_err()) {
+        return Err(Error::Usage(format!("{source}: {e}")));
     }
 
     // Every mask as its map, read and fitted in parallel.
@@ -322,10 +315,7 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
         }
     }
     let provenance = |class: usize, feature: usize| {
-        annotations
-            .as_ref()
-            .and_then(|a| a.pairs.iter().find(|p| p.class == class && p.feature == feature))
-            .map(|p| (p.votes, p.answers.clone()))
+        annotations.as_ref().and_then(|a| a.pair(class, feature)).map(|p| (p.votes, p.answers.clone()))
     };
     let mut classes = Vec::new();
     let mut annotate = Vec::new();
