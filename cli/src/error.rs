@@ -4,6 +4,8 @@
 pub enum Error {
     #[error(transparent)]
     Engine(#[from] salient_engine::Error),
+    #[error(transparent)]
+    Pipeline(#[from] salient_pipeline::Error),
     /// Options that do not fit together or do not fit the model.
     #[error("{0}")]
     Usage(String),

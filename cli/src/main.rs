@@ -1,14 +1,10 @@
 //! `salient`: the command-line program of the Salient toolkit.
 
 mod app_dir;
-mod batches;
 mod commands;
 mod error;
-mod inputs;
 mod model;
 mod output;
-mod pipeline;
-mod plot;
 mod progress;
 mod synth;
 

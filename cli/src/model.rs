@@ -4,13 +4,7 @@ use std::path::PathBuf;
 
 use salient_engine::{Backend, Engine};
 
-use crate::commands::fetch::default_model_path;
 use crate::error::Result;
-
-/// The synthetic benchmark's robust model (`models/synth-robust.safetensors`), compiled in: the
-/// default when no weights are given, so every command runs anywhere.
-pub const BUILTIN_WEIGHTS: &[u8] = include_bytes!("../../models/synth-robust.safetensors");
-const BUILTIN_SOURCE: &str = "built-in model (models/synth-robust.safetensors)";
 
 #[derive(clap::Args, Debug)]
 pub struct ModelArgs {
@@ -29,33 +23,14 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The weights file in use, after the defaults (`None`: the built-in benchmark model).
-    pub fn weights_path(&self) -> Option<PathBuf> {
-        self.weights.clone().or_else(|| default_model_path().filter(|p| p.exists()))
-    }
-
     /// What identifies the weights in a run manifest: their SHA-256.
     pub fn fingerprint(&self) -> Result<String> {
-        match self.weights_path() {
-            Some(p) => crate::pipeline::manifest::file_sha256(&p),
-            None => Ok(crate::pipeline::manifest::bytes_sha256(BUILTIN_WEIGHTS)),
-        }
+        Ok(salient_pipeline::model::fingerprint(self.weights.as_deref())?)
     }
 
     /// Loads the weights (see `--weights` for the order of defaults).
     pub fn engine(&self) -> Result<Engine> {
-        let device = self.backend.device()?;
-        match self.weights_path() {
-            Some(path) => Ok(Engine::load(&path, &device)?),
-            None => {
-                eprintln!(
-                    "warning: no weights given (--weights, $SALIENT_WEIGHTS or `salient fetch-model`): using the \
-                     built-in model of the synthetic benchmark, which knows 10 shapes, not ImageNet"
-                );
-                let sd = salient_engine::StateDict::from_bytes(BUILTIN_SOURCE, BUILTIN_WEIGHTS)?;
-                Ok(Engine::from_state_dict(&sd, &device)?)
-            }
-        }
+        Ok(salient_pipeline::model::load(self.weights.as_deref(), self.backend)?)
     }
 }
 

@@ -20,3 +20,37 @@ pub fn bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
         .progress_chars("=> ");
     ProgressBar::new(len).with_style(style)
 }
+
+/// A terminal bar as a pipeline stage's [`Progress`]; warnings print above it.
+pub struct Bar {
+    bar: ProgressBar,
+    quiet: bool,
+}
+
+impl Bar {
+    pub fn new(quiet: bool) -> Self {
+        Bar { bar: ProgressBar::hidden(), quiet }
+    }
+}
+
+impl salient_pipeline::Progress for Bar {
+    fn start(&self, total: u64, unit: &str) {
+        let fresh = bar(total, unit, self.quiet);
+        if fresh.is_hidden() {
+            return;
+        }
+        self.bar.set_style(fresh.style());
+        self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.bar.set_length(total);
+        self.bar.set_position(0);
+    }
+    fn advance(&self, n: u64) {
+        self.bar.inc(n);
+    }
+    fn warn(&self, message: &str) {
+        self.bar.suspend(|| eprintln!("warning: {}", salient_engine::fsutil::escape(message)));
+    }
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,25 +1,10 @@
 //! The noise-sensitivity protocol (method §g): Gaussian noise inside core or spurious regions,
 //! accuracy under it, relative core sensitivity (RCS), class-balanced aggregates over trials.
 
-use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
-
-use crate::engine::Engine;
-
-/// Something that classifies `[N, 3, H, W]` images in [0, 1] into `[N, classes]` logits. The
-/// evaluation depends only on this, so classifiers other than ResNets can be plugged in.
-pub trait Classifier {
-    fn logits(&self, images: Tensor<4>) -> Tensor<2>;
-}
-
-impl Classifier for Engine {
-    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
-        self.model.forward(images).logits
-    }
-}
 
 /// Standard normal noise for one image in one trial, `len` values, reproducible from
 /// `(seed, trial, image)` alone: batching, sharding and order do not change it.
@@ -34,23 +19,6 @@ pub fn gaussian_noise(seed: u64, trial: u32, image: &str, len: usize) -> Vec<f32
     (0..len).map(|_| StandardNormal.sample(&mut rng)).collect()
 }
 
-/// `clamp(x + σ·z ⊙ m, 0, 1)`. `images`, `noise`: `[N, 3, H, W]`; `masks`: `[N, 1, H, W]` in [0, 1]
-/// (broadcast over channels).
-pub fn add_masked_noise(images: Tensor<4>, masks: Tensor<4>, noise: Tensor<4>, sigma: f32) -> Tensor<4> {
-    (images + noise * masks * sigma).clamp(0.0, 1.0)
-}
-
-/// Host data for [`add_masked_noise`]: per-image masks `[H·W]` and noise `[3·H·W]`, batched.
-pub fn batch_tensors(engine: &Engine, masks: &[Vec<f32>], noise: &[Vec<f32>], side: usize) -> (Tensor<4>, Tensor<4>) {
-    let n = masks.len();
-    let m: Vec<f32> = masks.concat();
-    let z: Vec<f32> = noise.concat();
-    (
-        Tensor::from_data(TensorData::new(m, [n, 1, side, side]), &engine.device),
-        Tensor::from_data(TensorData::new(z, [n, 3, side, side]), &engine.device),
-    )
-}
-
 /// Relative core sensitivity (CoRM; RFS in Hard ImageNet): with `ā = (core + spurious) / 2`,
 /// 0 if ā is 0 or 1, else `(core − spurious) / (2·min(ā, 1 − ā))`, in [−1, 1]. `core` is the
 /// accuracy with noise on the spurious regions, `spurious` with noise on the core regions.
@@ -62,8 +30,8 @@ pub fn rcs(core: f64, spurious: f64) -> f64 {
 /// A statistic over trials: mean, 95% confidence half-width (Student's t), and each trial.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OverTrials {
-    pub mean: f64,
     pub ci95: f64,
+    pub mean: f64,
     pub trials: Vec<f64>,
 }
 

@@ -19,7 +19,6 @@ pub mod decode;
 #[cfg(feature = "model")]
 pub mod engine;
 pub mod error;
-#[cfg(feature = "model")]
 pub mod evaluation;
 pub mod fsutil;
 pub mod imagenet;

@@ -11,13 +11,13 @@ use salient_engine::nam;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::batches;
+use salient_pipeline::batches;
 use crate::error::{Error, Result};
 use crate::model::ModelArgs;
-use crate::pipeline::folder::{ClassDir, ImageFolder, parse_class_list};
-use crate::pipeline::manifest::{Manifest, bytes_sha256};
-use crate::pipeline::shard::Shard;
-use crate::pipeline::{STATE_DIR, Skipped, jsonl, remove_stale_temporaries, write};
+use salient_pipeline::folder::{ClassDir, ImageFolder, parse_class_list};
+use salient_pipeline::manifest::{Manifest, bytes_sha256};
+use salient_pipeline::shard::Shard;
+use salient_pipeline::files::{STATE_DIR, Skipped, jsonl, remove_stale_temporaries, write};
 use crate::progress;
 
 /// Build the Salient ImageNet dataset from annotations.
@@ -109,7 +109,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let shard = Shard::resolve(args.shard.as_deref())?;
     let engine = args.model.engine()?;
     let bounds = Bounds { classes: engine.config.num_classes, features: engine.config.feature_dim() };
-    let annotations = crate::pipeline::load_annotations(&args.annotations, bounds)?;
+    let annotations = salient_pipeline::files::load_annotations(&args.annotations, bounds)?;
     let only = args.classes.as_deref().map(parse_class_list).transpose()?;
     let folder = ImageFolder::scan(&args.images, bounds.classes, only.as_deref())?;
     let by_class = annotations.by_class();
@@ -126,7 +126,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let mut params = json!({
         "weights": args.model.fingerprint()?,
         "images": root.display().to_string(),
-        "annotations": crate::pipeline::manifest::file_sha256(&args.annotations)?,
+        "annotations": salient_pipeline::manifest::file_sha256(&args.annotations)?,
         "per_feature": args.per_feature,
         "classes": only,
         "view": engine.view.to_text(),
@@ -189,7 +189,7 @@ fn build_class(
             }
             Err(e) => skipped.push(Skipped { image: class.images[i].rel.clone(), reason: e.to_string() }),
         }
-        Ok(())
+        Ok::<_, Error>(())
     })?;
 
     let side = engine.view.side();
@@ -234,7 +234,7 @@ fn build_class(
         skipped,
     };
     // Written last: its presence means the class is done.
-    write(&part_path(&args.out, &class.wnid), (serde_json::to_string(&part).expect("plain data") + "\n").as_bytes())
+    Ok(write(&part_path(&args.out, &class.wnid), (serde_json::to_string(&part).expect("plain data") + "\n").as_bytes())?)
 }
 
 /// Everything a finished class contributes to the dataset's index files.

@@ -13,14 +13,14 @@ use salient_engine::{Engine, colormap};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::batches;
+use salient_pipeline::batches;
 use crate::error::{Error, Result};
-use crate::inputs::load_views;
+use salient_pipeline::inputs::load_views;
 use crate::model::ModelArgs;
-use crate::pipeline::folder::{ClassDir, ImageFolder, parse_class_list};
-use crate::pipeline::manifest::Manifest;
-use crate::pipeline::shard::Shard;
-use crate::pipeline::{STATE_DIR, Skipped, jsonl, remove_stale_temporaries, write};
+use salient_pipeline::folder::{ClassDir, ImageFolder, parse_class_list};
+use salient_pipeline::manifest::Manifest;
+use salient_pipeline::shard::Shard;
+use salient_pipeline::files::{STATE_DIR, Skipped, jsonl, remove_stale_temporaries, write};
 use crate::progress;
 
 /// Which images count as a class's: those the model predicts as it (the paper), or those in its folder.
@@ -185,15 +185,15 @@ fn cache_class(engine: &Engine, class: &ClassDir, args: &DiscoverArgs, bar: &ind
             }
             Err(e) => entry.skipped.push(Skipped { image, reason: e.to_string() }),
         }
-        Ok(())
+        Ok::<_, Error>(())
     })?;
     let dir = cache_dir(&args.out);
     write(&dir.join(format!("{}.f16", class.wnid)), &features)?;
     // Written last: its presence means the folder is cached.
-    write(
+    Ok(write(
         &dir.join(format!("{}.json", class.wnid)),
         (serde_json::to_string(&entry).expect("plain data") + "\n").as_bytes(),
-    )
+    )?)
 }
 
 /// One cached class folder, read back.

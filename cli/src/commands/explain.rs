@@ -9,7 +9,7 @@ use salient_engine::{colormap, nam};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::inputs::expand;
+use salient_pipeline::inputs::expand;
 use crate::model::ModelArgs;
 use crate::output::save_png;
 use crate::progress;

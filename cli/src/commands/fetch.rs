@@ -39,24 +39,16 @@ pub struct FetchArgs {
     retries: u32,
 }
 
-/// Where `fetch-model` saves by default: `$XDG_CACHE_HOME/salient/models/` (or `~/.cache/...`).
-pub fn default_model_path() -> Option<PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(cache.join("salient").join("models").join("imagenet_l2_3_0.pt"))
-}
 
 pub fn run(args: FetchArgs) -> Result<()> {
     let expected = args.sha256.as_deref().map(parse_sha256).transpose()?;
     let out = args
         .out
         .clone()
-        .or_else(default_model_path)
+        .or_else(salient_pipeline::model::default_model_path)
         .ok_or_else(|| Error::Usage("cannot find a home directory for the default location: pass --out".into()))?;
     if out.exists() {
-        let sha = crate::pipeline::manifest::file_sha256(&out)?;
+        let sha = salient_pipeline::manifest::file_sha256(&out)?;
         verify(&out, &sha, expected.as_deref())?;
         println!("{} is already here\nsha256 {sha}", out.display());
         return Ok(());
@@ -66,7 +58,7 @@ pub fn run(args: FetchArgs) -> Result<()> {
     }
     let part = PathBuf::from(format!("{}.part", out.display()));
     download(&args.url, &part, args.retries)?;
-    let sha = crate::pipeline::manifest::file_sha256(&part)?;
+    let sha = salient_pipeline::manifest::file_sha256(&part)?;
     println!("sha256 {sha}");
     verify(&part, &sha, expected.as_deref())?;
     if let Err(e) = StateDict::load(&part) {

@@ -48,7 +48,7 @@ struct Report {
 
 pub fn run(args: LabelsArgs) -> Result<()> {
     let bounds = Bounds { classes: args.num_classes, features: args.num_features };
-    let annotations = crate::pipeline::load_annotations(&args.annotations, bounds)?;
+    let annotations = salient_pipeline::files::load_annotations(&args.annotations, bounds)?;
     let classes: Vec<ClassLabels> = annotations
         .by_class()
         .into_iter()

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::pipeline::manifest::{MANIFEST_FILE, Manifest};
-use crate::pipeline::{STATE_DIR, write};
+use salient_pipeline::manifest::{MANIFEST_FILE, Manifest};
+use salient_pipeline::files::{STATE_DIR, write};
 
 /// Join shard outputs (`build` or `discover` run with --shard I/N) into one output.
 ///
@@ -29,7 +29,7 @@ pub struct MergeArgs {
 }
 
 pub fn run(args: MergeArgs) -> Result<()> {
-    let manifests: Vec<Manifest> = args.shards.iter().map(|d| Manifest::read(d)).collect::<Result<_>>()?;
+    let manifests: Vec<Manifest> = args.shards.iter().map(|d| Manifest::read(d)).collect::<salient_pipeline::Result<_>>()?;
     let kind = manifests[0].kind.clone();
     let unsharded = |m: &Manifest| {
         let mut p = m.params.clone();
@@ -53,7 +53,7 @@ pub fn run(args: MergeArgs) -> Result<()> {
             m.params.get("shard").and_then(Value::as_str).ok_or_else(|| {
                 Error::Usage(format!("{} is not a shard (it was run without --shard)", dir.display()))
             })?;
-        let s = crate::pipeline::shard::Shard::parse(shard)?;
+        let s = salient_pipeline::shard::Shard::parse(shard)?;
         if *count.get_or_insert(s.count) != s.count {
             return Err(Error::Usage(format!("{} is shard {shard}, of a different split", dir.display())));
         }

@@ -23,7 +23,7 @@ use image::RgbImage;
 use indicatif::ProgressBar;
 use salient_engine::{Engine, ImageOutput};
 
-use crate::batches;
+use salient_pipeline::batches;
 use crate::error::{Error, Result};
 
 /// Runs the model over `paths` and hands each image's path, 224×224 view and outputs to

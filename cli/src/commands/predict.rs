@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::inputs::expand;
+use salient_pipeline::inputs::expand;
 use crate::model::ModelArgs;
 use crate::progress;
 

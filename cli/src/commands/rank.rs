@@ -7,7 +7,7 @@ use salient_engine::importance::{MeanFeatures, top_k};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::inputs::expand;
+use salient_pipeline::inputs::expand;
 use crate::model::{ModelArgs, check_class};
 use crate::progress;
 

@@ -18,8 +18,8 @@ use salient_engine::{Engine, ResNetConfig, StateDict, checkpoint, decode, fsutil
 
 use crate::error::{Error, Result};
 use crate::model::ModelArgs;
-use crate::pipeline::manifest::bytes_sha256;
-use crate::pipeline::write;
+use salient_pipeline::manifest::bytes_sha256;
+use salient_pipeline::files::write;
 use crate::progress;
 
 /// Write a static site for the web explorer: browse a dataset's masks, run the model in the browser.
@@ -166,7 +166,7 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
     };
     let bounds = Bounds { classes: engine.as_ref().map_or(1000, |e| e.config.num_classes), features: usize::MAX };
     let annotations = match &args.annotations {
-        Some(p) => Some(crate::pipeline::load_annotations(p, bounds)?),
+        Some(p) => Some(salient_pipeline::files::load_annotations(p, bounds)?),
         None => None,
     };
     let mut records = if index_path.exists() {
@@ -196,7 +196,7 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
         return Err(Error::Usage(format!("{}: the dataset holds no labelled masks", args.dataset.display())));
     }
     // The view the masks were made on: the dataset's (ImageNet's for the paper's release).
-    let view = match crate::pipeline::manifest::Manifest::read(&args.dataset) {
+    let view = match salient_pipeline::manifest::Manifest::read(&args.dataset) {
         Ok(m) => m.params.get("view").and_then(|v| v.as_str()).and_then(View::from_text).unwrap_or(View::IMAGENET),
         Err(_) => View::IMAGENET,
     };
@@ -269,7 +269,7 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
                         .and_then(|path| decode::load_image(&path))
                         .map_err(Error::from)
                         .and_then(|img| thumbnail(&view.apply(&img), args.thumb_size, args.thumb_quality))
-                        .and_then(|bytes| write(&args.out.join(&rel), &bytes));
+                        .and_then(|bytes| Ok(write(&args.out.join(&rel), &bytes)?));
                     bar.inc(1);
                     (*source, done)
                 })

@@ -9,7 +9,7 @@ use salient_engine::table;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::pipeline::write;
+use salient_pipeline::files::write;
 
 use super::discover::{Cached, cached_classes};
 
@@ -45,7 +45,7 @@ pub fn run(args: SpuriosityArgs) -> Result<()> {
     }
     let classes: Vec<Cached> = cached_classes(&args.run)?;
     let (num_classes, features) = classes.first().map_or((0, 0), |c| (c.classes, c.features));
-    let annotations = crate::pipeline::load_annotations(&args.annotations, Bounds { classes: num_classes, features })?;
+    let annotations = salient_pipeline::files::load_annotations(&args.annotations, Bounds { classes: num_classes, features })?;
     let by_class = annotations.by_class();
     let mut rows = Vec::new();
     let mut gaps = Vec::new();

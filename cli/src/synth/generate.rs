@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::scene::{self, Cue, SHAPES, SIZE};
 use crate::error::{Error, Result};
-use crate::pipeline::write;
+use salient_pipeline::files::write;
 
 /// How the cues are planted.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

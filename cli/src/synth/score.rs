@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::generate::{Manifest, Truth, read_regions, read_truth};
 use super::scene::{Cue, OBJECT};
 use crate::error::{Error, Result};
-use crate::inputs::load_views;
+use salient_pipeline::inputs::load_views;
 
 /// Runs discover → label → build → eval on the benchmark and scores the result.
 ///
@@ -134,7 +134,7 @@ fn text(p: &Path) -> Result<String> {
 /// from another version) is this command's own derived data: it is removed so that the stage
 /// starts afresh instead of refusing the folder. `expect`: manifest parameters and their values.
 fn restart_if_stale(dir: &Path, expect: &[(&str, &str)]) -> Result<()> {
-    let Ok(old) = crate::pipeline::manifest::Manifest::read(dir) else { return Ok(()) };
+    let Ok(old) = salient_pipeline::manifest::Manifest::read(dir) else { return Ok(()) };
     let stale = expect.iter().find(|(k, v)| old.params.get(*k).and_then(Value::as_str) != Some(*v));
     if let Some((key, _)) = stale {
         eprintln!("  {} was made with another {key}: starting it afresh", dir.display());
@@ -316,7 +316,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         "--attack-steps",
         attack_steps.as_str(),
     ]);
-    let robust_sha = crate::pipeline::manifest::file_sha256(&a.robust)?;
+    let robust_sha = salient_pipeline::manifest::file_sha256(&a.robust)?;
     restart_if_stale(&discover, &[("weights", &robust_sha), ("images", &canonical(&train)?)])?;
     if discover.join("index.json").exists() {
         args.push("--resume");
@@ -341,7 +341,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     let mut build =
         vec!["build", "-w", robust.as_str(), "--images", test_s.as_str(), "--annotations", labels_s.as_str()];
     build.extend(["-o", dataset_s.as_str(), "--per-feature", per_feature.as_str()]);
-    let labels_sha = crate::pipeline::manifest::file_sha256(&labels)?;
+    let labels_sha = salient_pipeline::manifest::file_sha256(&labels)?;
     restart_if_stale(
         &dataset,
         &[("weights", &robust_sha), ("images", &canonical(&test)?), ("annotations", &labels_sha)],
@@ -501,7 +501,7 @@ fn write_site_notes(
         let rel = format!("truth/{}/{}.png", r.wnid, r.image);
         let mut png = Vec::new();
         img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).expect("PNG encoding to memory");
-        crate::pipeline::write(&a.out.join(&rel), &png)?;
+        salient_pipeline::files::write(&a.out.join(&rel), &png)?;
         notes.images.insert(r.source.clone(), rel);
     }
     let json = serde_json::to_string_pretty(&notes).expect("plain data") + "\n";
@@ -577,14 +577,14 @@ mod tests {
     #[test]
     fn a_stage_made_from_other_inputs_starts_afresh_and_a_matching_one_is_kept() {
         let dir = std::env::temp_dir().join(format!("salient-score-stale-{}", std::process::id()));
-        let stage = crate::pipeline::manifest::Manifest {
+        let stage = salient_pipeline::manifest::Manifest {
             kind: "build".into(),
             params: serde_json::json!({"annotations": "aa", "weights": "ww"}),
         };
         stage.claim(&dir, false).unwrap();
         restart_if_stale(&dir, &[("weights", "ww"), ("annotations", "aa")]).unwrap();
         assert!(
-            dir.join(crate::pipeline::manifest::MANIFEST_FILE).exists(),
+            dir.join(salient_pipeline::manifest::MANIFEST_FILE).exists(),
             "a matching stage is resumed, not removed"
         );
         restart_if_stale(&dir, &[("weights", "ww"), ("annotations", "bb")]).unwrap();

@@ -7,7 +7,7 @@ use salient_engine::{fsutil, imagenet};
 
 use crate::error::{Error, Result};
 use crate::inputs::is_image;
-use crate::pipeline::Skipped;
+use crate::files::Skipped;
 
 /// One image of the folder.
 #[derive(Debug, Clone, PartialEq, Eq)]

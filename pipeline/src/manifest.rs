@@ -39,7 +39,7 @@ impl Manifest {
                     )));
                 };
                 let theirs: Manifest = serde_json::from_str(&text)
-                    .map_err(|e| Error::Usage(format!("{}: unreadable run manifest ({e})", file.display())))?;
+                    .map_err(|e| Error::Data(format!("{}: unreadable run manifest ({e})", file.display())))?;
                 if theirs != *self {
                     return Err(Error::Usage(format!(
                         "{} holds another run's data ({}): choose another output folder",
@@ -65,7 +65,7 @@ impl Manifest {
         let file = dir.join(MANIFEST_FILE);
         let text = salient_engine::fsutil::read_text(&file)?;
         serde_json::from_str(&text)
-            .map_err(|e| Error::Usage(format!("{}: unreadable run manifest ({e})", file.display())))
+            .map_err(|e| Error::Data(format!("{}: unreadable run manifest ({e})", file.display())))
     }
 }
 

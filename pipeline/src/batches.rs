@@ -7,7 +7,7 @@ use std::sync::mpsc::sync_channel;
 use image::RgbImage;
 use salient_engine::{Engine, ImageOutput};
 
-use crate::error::Result;
+use crate::error::Error;
 use crate::inputs::load_views;
 
 /// What one image gave: its view and the model's outputs, or why it could not be read.
@@ -15,13 +15,13 @@ pub type Outcome<'a> = std::result::Result<(&'a RgbImage, &'a ImageOutput), sali
 
 /// Calls `each(i, outcome)` for every path, in order. An image that cannot be read is passed
 /// as its error; an error from `each` or from the model stops the run.
-pub fn run(
+pub fn run<E: From<Error>>(
     engine: &Engine,
     paths: &[PathBuf],
     batch_size: usize,
     keep_maps: bool,
-    mut each: impl FnMut(usize, Outcome<'_>) -> Result<()>,
-) -> Result<()> {
+    mut each: impl FnMut(usize, Outcome<'_>) -> Result<(), E>,
+) -> Result<(), E> {
     let batch = batch_size.max(1);
     let view = engine.view;
     std::thread::scope(|scope| {
@@ -46,7 +46,7 @@ pub fn run(
                     Err(e) => Err(e),
                 });
             }
-            let outputs = engine.infer(&ok, keep_maps)?;
+            let outputs = engine.infer(&ok, keep_maps).map_err(|e| E::from(Error::from(e)))?;
             for (i, slot) in slots.into_iter().enumerate() {
                 each(start + i, slot.map(|j| (&ok[j], &outputs[j])))?;
             }

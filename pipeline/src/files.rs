@@ -1,9 +1,4 @@
-//! Dataset-scale batch work: the folder layout, run manifests, sharding, and the files every
-//! stage writes. Each stage is a command in `crate::commands`.
-
-pub mod folder;
-pub mod manifest;
-pub mod shard;
+//! The files every stage writes: atomically, with their bookkeeping beside them.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,7 +62,7 @@ pub fn jsonl<T: Serialize>(items: &[T]) -> String {
 pub fn load_annotations(
     path: &std::path::Path,
     bounds: salient_engine::annotations::Bounds,
-) -> crate::error::Result<salient_engine::annotations::Annotations> {
+) -> Result<salient_engine::annotations::Annotations> {
     let annotations = salient_engine::annotations::Annotations::load(path, bounds)?;
     if !annotations.repeated.is_empty() {
         eprintln!(
