@@ -6,7 +6,6 @@ mod error;
 mod model;
 mod output;
 mod progress;
-mod synth;
 
 use clap::{Parser, Subcommand};
 
@@ -16,7 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use commands::{
     attack, bench, build, convert, discover, eval, explain, fetch, labels, mask, merge, predict, rank, serve, site,
-    spuriosity,
+    spuriosity, synth,
 };
 
 /// Find the spurious features an image classifier relies on.

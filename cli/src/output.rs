@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use image::{DynamicImage, ImageFormat};
+use image::DynamicImage;
 
 use crate::error::{Error, Result};
 
@@ -11,8 +11,5 @@ pub fn save_png(img: &DynamicImage, path: &Path) -> Result<()> {
     if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
         return Err(Error::Usage(format!("{}: output images are PNG (lossless); name the file *.png", path.display())));
     }
-    let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), ImageFormat::Png)
-        .map_err(|e| Error::Usage(format!("cannot encode PNG: {e}")))?;
-    Ok(salient_engine::fsutil::write_atomic(path, &bytes)?)
+    Ok(salient_engine::fsutil::write_atomic(path, &salient_engine::encode::png(img)?)?)
 }

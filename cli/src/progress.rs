@@ -31,6 +31,11 @@ impl Bar {
     pub fn new(quiet: bool) -> Self {
         Bar { bar: ProgressBar::hidden(), quiet }
     }
+
+    /// Runs `f` (which prints) with the bar out of the way.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.bar.suspend(f)
+    }
 }
 
 impl salient_pipeline::Progress for Bar {
@@ -39,6 +44,8 @@ impl salient_pipeline::Progress for Bar {
         if fresh.is_hidden() {
             return;
         }
+        // A stage may have several phases: each starts a fresh count.
+        self.bar.reset();
         self.bar.set_style(fresh.style());
         self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         self.bar.set_length(total);
@@ -49,6 +56,9 @@ impl salient_pipeline::Progress for Bar {
     }
     fn warn(&self, message: &str) {
         self.bar.suspend(|| eprintln!("warning: {}", salient_engine::fsutil::escape(message)));
+    }
+    fn message(&self, text: &str) {
+        self.bar.suspend(|| eprintln!("{}", salient_engine::fsutil::escape(text)));
     }
     fn finish(&self) {
         self.bar.finish_and_clear();

@@ -286,6 +286,14 @@ impl Annotations {
         m
     }
 
+    /// Each class's features split by label, classes in order, features in rank order.
+    pub fn class_labels(&self) -> Vec<ClassLabels> {
+        self.by_class()
+            .into_iter()
+            .map(|(class, pairs)| ClassLabels::new(class, pairs.iter().map(|p| (p.feature, p.label))))
+            .collect()
+    }
+
     /// A labelled pair, if annotated: a binary search for the class (pairs are ordered by class),
     /// then its few pairs.
     pub fn pair(&self, class: usize, feature: usize) -> Option<&Pair> {
@@ -338,8 +346,30 @@ impl Annotations {
     }
 }
 
+/// One class's labelled features: core and spurious.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassLabels {
+    pub class: usize,
+    pub core: Vec<usize>,
+    pub spurious: Vec<usize>,
+}
+
+impl ClassLabels {
+    /// Splits `(feature, label)`s, keeping their order within each label.
+    pub fn new(class: usize, features: impl IntoIterator<Item = (usize, Label)>) -> Self {
+        let (mut core, mut spurious) = (Vec::new(), Vec::new());
+        for (feature, label) in features {
+            match label {
+                Label::Core => core.push(feature),
+                Label::Spurious => spurious.push(feature),
+            }
+        }
+        ClassLabels { class, core, spurious }
+    }
+}
+
 /// Counts over a set of labels.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub pairs: usize,
     pub core: usize,

@@ -43,6 +43,21 @@ impl ImageOutput {
     pub fn top(&self, k: usize) -> Vec<(usize, f32)> {
         top_k(&softmax(&self.logits), k)
     }
+
+    /// The most probable class and its probability.
+    pub fn top1(&self) -> (usize, f32) {
+        self.top(1)[0]
+    }
+}
+
+/// Why the model predicted what it did for one image: the class, its probability, and the
+/// features that contribute most to its logit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    pub class: usize,
+    pub prob: f32,
+    /// `(feature, r_j(x)·W[class, j])`, largest first (ties: lower feature first).
+    pub features: Vec<(usize, f32)>,
 }
 
 impl Engine {
@@ -89,6 +104,18 @@ impl Engine {
     pub fn class_weights(&self, class: usize) -> &[f32] {
         let f = self.config.feature_dim();
         &self.fc[class * f..(class + 1) * f]
+    }
+
+    /// Each feature's contribution to `class`'s logit on one image, `r_j(x)·W[class, j]` (`[F]`):
+    /// the per-image form of feature importance.
+    pub fn contributions(&self, out: &ImageOutput, class: usize) -> Vec<f32> {
+        out.features.iter().zip(self.class_weights(class)).map(|(r, w)| r * w).collect()
+    }
+
+    /// The predicted class of one image and its `k` most contributing features.
+    pub fn explain(&self, out: &ImageOutput, k: usize) -> Explanation {
+        let (class, prob) = out.top1();
+        Explanation { class, prob, features: top_k(&self.contributions(out, class), k) }
     }
 
     /// `[N, 3, S, S]` from model views (see [`Engine::view`]).

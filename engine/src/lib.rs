@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod colormap;
 pub mod dataset;
 pub mod decode;
+pub mod encode;
 #[cfg(feature = "model")]
 pub mod engine;
 pub mod error;

@@ -59,22 +59,33 @@ pub fn jsonl<T: Serialize>(items: &[T]) -> String {
 
 /// Reads an annotations file as [`Annotations::load`] does, and reports on standard error the
 /// answers it did not count (a worker answering the same pair twice).
+///
+/// [`Annotations::load`]: salient_engine::annotations::Annotations::load
 pub fn load_annotations(
     path: &std::path::Path,
     bounds: salient_engine::annotations::Bounds,
 ) -> Result<salient_engine::annotations::Annotations> {
+    load_annotations_reporting(path, bounds, &crate::progress::Quiet)
+}
+
+/// [`load_annotations`], the answers not counted reported through `progress`.
+pub fn load_annotations_reporting(
+    path: &std::path::Path,
+    bounds: salient_engine::annotations::Bounds,
+    progress: &dyn crate::progress::Progress,
+) -> Result<salient_engine::annotations::Annotations> {
     let annotations = salient_engine::annotations::Annotations::load(path, bounds)?;
     if !annotations.repeated.is_empty() {
-        eprintln!(
-            "warning: {}: {} repeated answer(s) not counted (the same worker answering one pair again)",
+        progress.warn(&format!(
+            "{}: {} repeated answer(s) not counted (the same worker answering one pair again)",
             salient_engine::fsutil::shown(path),
             annotations.repeated.len()
-        );
+        ));
         for r in annotations.repeated.iter().take(5) {
-            eprintln!("  {r}");
+            progress.message(&format!("  {r}"));
         }
         if annotations.repeated.len() > 5 {
-            eprintln!("  …");
+            progress.message("  …");
         }
     }
     Ok(annotations)

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use salient_engine::{fsutil, imagenet};
 
 use crate::error::{Error, Result};
-use crate::inputs::is_image;
 use crate::files::Skipped;
+use crate::inputs::is_image;
 
 /// One image of the folder.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,22 +5,32 @@
 //! - [`model`]: which weights (the CLI's defaults, the built-in model) and their fingerprint.
 //! - [`masks`]: a Salient dataset (a build's index, or the paper's release) grouped by class
 //!   and feature: what `eval` and the Python dataset read.
-//! - [`eval`]: the paper's noise test, generic over the classifier ([`eval::Classify`]).
+//! - The stages, in order: [`discover`] (top features per class, for annotation), [`labels`],
+//!   [`build`] (the soft masks), [`merge`] (sharded runs joined), [`eval`] (the paper's noise
+//!   test, generic over the classifier: [`eval::Classify`]), [`spuriosity`]. Each output file's
+//!   schema is a public serde type here ([`discover::DiscoverIndex`], [`build::BuildSummary`],
+//!   [`eval::Summary`], ...), read by every consumer through it.
 //! - [`files`], [`manifest`], [`shard`], [`folder`]: atomic outputs, run manifests and
 //!   `--resume`, sharding, the ImageNet folder layout.
 
 pub mod batches;
+pub mod build;
+pub mod discover;
 pub mod error;
 pub mod eval;
 pub mod files;
 pub mod folder;
 pub mod inputs;
+pub mod labels;
 pub mod manifest;
 pub mod masks;
+pub mod merge;
 pub mod model;
 pub mod plot;
 pub mod progress;
 pub mod shard;
+pub mod spuriosity;
+pub mod top;
 
 pub use error::{Error, Result};
 pub use progress::{Progress, Quiet};

@@ -11,6 +11,10 @@ pub trait Progress: Sync {
     fn warn(&self, message: &str) {
         eprintln!("warning: {}", salient_engine::fsutil::escape(message));
     }
+    /// What the stage is doing now (a phase starting), for a person watching.
+    fn message(&self, text: &str) {
+        eprintln!("{}", salient_engine::fsutil::escape(text));
+    }
     /// The stage is over: hide the bar.
     fn finish(&self) {}
 }

@@ -3,7 +3,6 @@
 //! features for the predicted class.
 
 use salient_engine::decode::{self, MAX_FILE_BYTES};
-use salient_engine::importance::top_k;
 use salient_engine::nam;
 use salient_engine::site::{Analysis, ClassLabels};
 
@@ -25,9 +24,8 @@ pub async fn analyse(loaded: &Loaded, name: &str, bytes: &[u8], labels: &ClassLa
     let out = engine.infer_async(std::slice::from_ref(&view), true).await.map_err(|e| e.to_string())?.remove(0);
     let maps = out.maps.as_ref().ok_or("no activation maps")?;
     let top5: Vec<(usize, String, f32)> = out.top(5).into_iter().map(|(c, p)| (c, engine.class_name(c), p)).collect();
-    let class = top5[0].0;
-    let scores: Vec<f32> = out.features.iter().zip(engine.class_weights(class)).map(|(r, w)| r * w).collect();
-    let features = top_k(&scores, 5);
+    let explained = engine.explain(&out, 5);
+    let (class, features) = (explained.class, explained.features);
     let side = engine.view.side();
     let mask = |fs: &[usize]| nam::to_gray(&maps.soft_mask(fs, side));
     let top: Vec<usize> = features.iter().map(|(j, _)| *j).collect();

@@ -6,7 +6,6 @@ use image::RgbImage;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use salient_engine::attack::{AttackOptions, feature_attack};
-use salient_engine::importance::top_k;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -93,10 +92,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             for _ in 0..args.batches {
                 let outputs = engine.infer(&views, true)?;
                 for out in &outputs {
-                    let class = out.top(1)[0].0;
-                    let fi: Vec<f32> =
-                        engine.class_weights(class).iter().zip(&out.features).map(|(w, r)| w * r).collect();
-                    let features: Vec<usize> = top_k(&fi, 5).into_iter().map(|(j, _)| j).collect();
+                    let features: Vec<usize> = engine.explain(out, 5).features.into_iter().map(|(j, _)| j).collect();
                     let mask = out.maps.as_ref().expect("maps kept").soft_mask(&features, side as usize);
                     std::hint::black_box(mask);
                 }

@@ -4,15 +4,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, GrayImage};
-use salient_engine::importance::top_k;
 use salient_engine::{colormap, nam};
 use serde::Serialize;
 
 use crate::error::Result;
-use salient_pipeline::inputs::expand;
 use crate::model::ModelArgs;
 use crate::output::save_png;
 use crate::progress;
+use salient_pipeline::inputs::expand;
 
 /// Show the features behind each image's prediction, with their heatmaps.
 ///
@@ -66,12 +65,12 @@ pub fn run(args: ExplainArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let size = engine.view.crop;
     super::for_each_output(&engine, &paths, 4, true, &bar, |path, view, o| {
-        let (class, prob) = o.top(1)[0];
-        let scores: Vec<f32> = o.features.iter().zip(engine.class_weights(class)).map(|(r, w)| r * w).collect();
+        let explained = engine.explain(o, args.top);
+        let (class, prob) = (explained.class, explained.prob);
         let maps = o.maps.as_ref().expect("maps were asked for");
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let mut features = Vec::new();
-        for (feature, importance) in top_k(&scores, args.top) {
+        for (feature, importance) in explained.features {
             let mask = maps.soft_mask(&[feature], size as usize);
             let file = |kind: &str| args.out.join(format!("{stem}_f{feature}_{kind}.png"));
             let gray = GrayImage::from_raw(size, size, nam::to_gray(&mask)).expect("sized mask");

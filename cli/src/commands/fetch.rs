@@ -39,7 +39,6 @@ pub struct FetchArgs {
     retries: u32,
 }
 
-
 pub fn run(args: FetchArgs) -> Result<()> {
     let expected = args.sha256.as_deref().map(parse_sha256).transpose()?;
     let out = args

@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use salient_engine::annotations::{Bounds, Label, Summary};
+use salient_engine::annotations::Bounds;
 use salient_engine::imagenet::class_label;
-use serde::Serialize;
+use salient_pipeline::labels::{LabelsParams, labels};
 
 use crate::error::Result;
 
@@ -33,40 +33,19 @@ pub struct LabelsArgs {
     num_features: usize,
 }
 
-#[derive(Serialize)]
-struct ClassLabels {
-    class: usize,
-    core: Vec<usize>,
-    spurious: Vec<usize>,
-}
-
-#[derive(Serialize)]
-struct Report {
-    summary: Summary,
-    classes: Vec<ClassLabels>,
-}
-
 pub fn run(args: LabelsArgs) -> Result<()> {
     let bounds = Bounds { classes: args.num_classes, features: args.num_features };
-    let annotations = salient_pipeline::files::load_annotations(&args.annotations, bounds)?;
-    let classes: Vec<ClassLabels> = annotations
-        .by_class()
-        .into_iter()
-        .map(|(class, pairs)| {
-            let of = |l: Label| pairs.iter().filter(|p| p.label == l).map(|p| p.feature).collect();
-            ClassLabels { class, core: of(Label::Core), spurious: of(Label::Spurious) }
-        })
-        .collect();
-    let summary = annotations.summary();
+    let report = labels(&LabelsParams { annotations: args.annotations, bounds }, &salient_pipeline::Quiet)?;
+    let (summary, classes) = (&report.summary, &report.classes);
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string(&Report { summary, classes }).expect("plain data"))?;
+        writeln!(out, "{}", serde_json::to_string(&report).expect("plain data"))?;
         return Ok(());
     }
     let list = |v: &[usize]| {
         if v.is_empty() { "-".to_owned() } else { v.iter().map(usize::to_string).collect::<Vec<_>>().join(" ") }
     };
-    for c in &classes {
+    for c in classes {
         writeln!(
             out,
             "{:<40} core: {:<28} spurious: {}",

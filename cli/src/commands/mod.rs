@@ -16,6 +16,7 @@ pub mod rank;
 pub mod serve;
 pub mod site;
 pub mod spuriosity;
+pub mod synth;
 
 use std::path::{Path, PathBuf};
 
@@ -23,8 +24,8 @@ use image::RgbImage;
 use indicatif::ProgressBar;
 use salient_engine::{Engine, ImageOutput};
 
-use salient_pipeline::batches;
 use crate::error::{Error, Result};
+use salient_pipeline::batches;
 
 /// Runs the model over `paths` and hands each image's path, 224×224 view and outputs to
 /// `each`. An image that cannot be read is reported and skipped, never fatal; with a single

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::Result;
-use salient_pipeline::inputs::expand;
 use crate::model::ModelArgs;
 use crate::progress;
+use salient_pipeline::inputs::expand;
 
 /// Classify images with the robust model.
 ///

@@ -7,9 +7,9 @@ use salient_engine::importance::{MeanFeatures, top_k};
 use serde::Serialize;
 
 use crate::error::Result;
-use salient_pipeline::inputs::expand;
 use crate::model::{ModelArgs, check_class};
 use crate::progress;
+use salient_pipeline::inputs::expand;
 
 /// Rank a class's neural features by importance over the given images.
 ///

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, ImageFormat};
+use image::DynamicImage;
 use rayon::prelude::*;
-use salient_engine::annotations::{Annotations, Bounds, Label};
+use salient_engine::annotations::{Annotations, Bounds, ClassLabels, Label};
 use salient_engine::attack::{AttackOptions, feature_attack};
 use salient_engine::dataset::{self, MaskRecord};
 use salient_engine::engine::{block_on, describe, to_images};
@@ -18,9 +18,10 @@ use salient_engine::{Engine, ResNetConfig, StateDict, checkpoint, decode, fsutil
 
 use crate::error::{Error, Result};
 use crate::model::ModelArgs;
-use salient_pipeline::manifest::bytes_sha256;
-use salient_pipeline::files::write;
 use crate::progress;
+use salient_pipeline::discover::DiscoverIndex;
+use salient_pipeline::files::write;
+use salient_pipeline::manifest::bytes_sha256;
 
 /// Write a static site for the web explorer: browse a dataset's masks, run the model in the browser.
 ///
@@ -378,13 +379,13 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
             });
             bar.inc(1);
         }
-        let of = |l: Label| page.features.iter().filter(|f| f.label == l).map(|f| f.feature).collect();
+        let labels = ClassLabels::new(class, page.features.iter().map(|f| (f.feature, f.label)));
         classes.push(SiteClass {
             class,
             wnid: wnid.clone(),
             name,
-            core: of(Label::Core),
-            spurious: of(Label::Spurious),
+            core: labels.core,
+            spurious: labels.spurious,
             thumb: page
                 .features
                 .first()
@@ -552,13 +553,6 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("plain data") + "\n"
 }
 
-fn encode(img: &DynamicImage, format: ImageFormat) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), format)
-        .map_err(|e| Error::Usage(format!("cannot encode an image: {e}")))?;
-    Ok(bytes)
-}
-
 /// The output must be new, empty, or an earlier site (which is replaced).
 fn check_out(out: &Path) -> Result<()> {
     if out.exists() {
@@ -599,16 +593,14 @@ fn attack_image(
     let options = AttackOptions { steps: args.attack_steps, step_size: 10.0 };
     let attacked = feature_attack(&engine.model, engine.batch(&[view]), feature, options, |_| {});
     let img = block_on(to_images(attacked.images))?.remove(0);
-    write(&args.out.join(&rel), &encode(&DynamicImage::ImageRgb8(img), ImageFormat::Png)?)?;
+    write(&args.out.join(&rel), &salient_engine::encode::png(&DynamicImage::ImageRgb8(img))?)?;
     Ok(Some(rel))
 }
 
 /// The pairs of a discover run, with its rendered views, heatmaps and attacks.
 fn run_pairs(run: &Path, out: &Path) -> Result<Vec<AnnotatePair>> {
-    let path = run.join("index.json");
-    let name = fsutil::shown(&path);
-    let index: serde_json::Value = serde_json::from_str(&fsutil::read_text(&path)?)
-        .map_err(|e| Error::Usage(format!("{name}: not a discover index ({e})")))?;
+    let index = DiscoverIndex::read(run)?;
+    let name = fsutil::shown(&run.join(salient_pipeline::discover::INDEX_FILE));
     let mut pairs = Vec::new();
     // Paths in the index stay inside the run, and their copies inside the site.
     let run_root = fsutil::Root::new(run)?;
@@ -617,27 +609,26 @@ fn run_pairs(run: &Path, out: &Path) -> Result<Vec<AnnotatePair>> {
         write(&out.join(&to), &run_root.read(rel, &name, decode::MAX_FILE_BYTES)?)?;
         Ok(to)
     };
-    for c in index["classes"].as_array().into_iter().flatten() {
-        for f in c["features"].as_array().into_iter().flatten() {
-            let images = f["shown"]
-                .as_array()
-                .into_iter()
-                .flatten()
+    for c in &index.classes {
+        for f in &c.features {
+            let images = f
+                .shown
+                .iter()
                 .map(|s| {
                     Ok(AnnotateImage {
-                        view: Some(copy(s["view"].as_str().unwrap_or_default())?),
+                        view: Some(copy(&s.view)?),
                         map: None,
-                        heatmap: Some(copy(s["heatmap"].as_str().unwrap_or_default())?),
-                        attack: s["attack"].as_str().map(copy).transpose()?,
+                        heatmap: Some(copy(&s.heatmap)?),
+                        attack: s.attack.as_deref().map(copy).transpose()?,
                     })
                 })
                 .collect::<Result<_>>()?;
             pairs.push(AnnotatePair {
-                class: c["class"].as_u64().unwrap_or(0) as usize,
-                wnid: c["wnid"].as_str().unwrap_or_default().to_owned(),
-                name: c["name"].as_str().unwrap_or_default().to_owned(),
-                feature: f["feature"].as_u64().unwrap_or(0) as usize,
-                rank: f["rank"].as_u64().unwrap_or(0) as usize,
+                class: c.class,
+                wnid: c.wnid.clone(),
+                name: c.name.clone(),
+                feature: f.feature,
+                rank: f.rank,
                 label: None,
                 images,
             });

@@ -7,9 +7,12 @@ use rand::RngExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::scene::{self, Cue, SHAPES, SIZE};
-use crate::error::{Error, Result};
+use salient_engine::encode;
+use salient_pipeline::Progress;
 use salient_pipeline::files::write;
+
+use crate::scene::{self, Cue, SHAPES, SIZE};
+use crate::{Error, Result};
 
 /// How the cues are planted.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -167,28 +170,21 @@ fn draw_cues(plan: &Plan, split: usize, class: usize, rng: &mut impl RngExt) -> 
     cues
 }
 
-fn png_gray(data: &[u8]) -> Vec<u8> {
-    encode(image::DynamicImage::ImageLuma8(
-        image::GrayImage::from_raw(SIZE as u32, SIZE as u32, data.to_vec()).expect("sized"),
-    ))
+fn png_gray(data: &[u8]) -> Result<Vec<u8>> {
+    let img = image::GrayImage::from_raw(SIZE as u32, SIZE as u32, data.to_vec()).expect("sized");
+    Ok(encode::png(&image::DynamicImage::ImageLuma8(img))?)
 }
 
-fn png_rgb(data: &[u8]) -> Vec<u8> {
-    encode(image::DynamicImage::ImageRgb8(
-        image::RgbImage::from_raw(SIZE as u32, SIZE as u32, data.to_vec()).expect("sized"),
-    ))
-}
-
-fn encode(img: image::DynamicImage) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).expect("PNG encoding to memory");
-    bytes
+fn png_rgb(data: &[u8]) -> Result<Vec<u8>> {
+    let img = image::RgbImage::from_raw(SIZE as u32, SIZE as u32, data.to_vec()).expect("sized");
+    Ok(encode::png(&image::DynamicImage::ImageRgb8(img))?)
 }
 
 /// Writes the benchmark into `out` (every file atomically) and returns its manifest. The same
 /// plan always gives the same bytes.
-pub fn generate(plan: &Plan, out: &Path, on_image: impl Fn() + Sync) -> Result<Manifest> {
+pub fn generate(plan: &Plan, out: &Path, progress: &dyn Progress) -> Result<Manifest> {
     let manifest = Manifest::new(plan.clone());
+    progress.start(((plan.train_per_class + plan.test_per_class) * SHAPES.len()) as u64, "images");
     let jobs: Vec<(usize, usize, usize)> = (0..SPLITS.len())
         .flat_map(|s| {
             let per = if s == 0 { plan.train_per_class } else { plan.test_per_class };
@@ -205,9 +201,9 @@ pub fn generate(plan: &Plan, out: &Path, on_image: impl Fn() + Sync) -> Result<M
             let image = format!("{wnid}_{i:04}");
             let path = format!("{split}/{wnid}/{image}.png");
             let regions = format!("ground_truth/{split}/{wnid}/{image}.png");
-            write(&out.join(&path), &png_rgb(&scene.rgb))?;
-            write(&out.join(&regions), &png_gray(&scene.regions))?;
-            on_image();
+            write(&out.join(&path), &png_rgb(&scene.rgb)?)?;
+            write(&out.join(&regions), &png_gray(&scene.regions)?)?;
+            progress.advance(1);
             Ok(Truth {
                 split: split.into(),
                 class: c,
@@ -218,6 +214,7 @@ pub fn generate(plan: &Plan, out: &Path, on_image: impl Fn() + Sync) -> Result<M
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    progress.finish();
     let lines: String = truths.iter().map(|t| serde_json::to_string(t).expect("plain data") + "\n").collect();
     write(&out.join("ground_truth.jsonl"), lines.as_bytes())?;
     write(
@@ -234,7 +231,7 @@ pub fn read_truth(root: &Path) -> Result<Vec<Truth>> {
     text.lines()
         .enumerate()
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| Error::Usage(format!("{}: line {}: {e}", path.display(), i + 1)))
+            serde_json::from_str(l).map_err(|e| Error::Data(format!("{}: line {}: {e}", path.display(), i + 1)))
         })
         .collect()
 }
@@ -243,10 +240,10 @@ pub fn read_truth(root: &Path) -> Result<Vec<Truth>> {
 pub fn read_regions(root: &Path, truth: &Truth) -> Result<Vec<u8>> {
     let path = root.join(&truth.regions);
     let img =
-        image::open(&path).map_err(|e| Error::Usage(format!("{}: cannot read ground truth: {e}", path.display())))?;
+        image::open(&path).map_err(|e| Error::Data(format!("{}: cannot read ground truth: {e}", path.display())))?;
     let gray = img.to_luma8();
     if gray.dimensions() != (SIZE as u32, SIZE as u32) {
-        return Err(Error::Usage(format!(
+        return Err(Error::Data(format!(
             "{}: ground truth is {:?}, expected {SIZE}×{SIZE}",
             path.display(),
             gray.dimensions()

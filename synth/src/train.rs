@@ -3,85 +3,71 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::Args;
 use salient_engine::model::{BlockKind, Stem};
 use salient_engine::preprocess::View;
 use salient_engine::train::{TrainOptions, TrainSet, train};
 use salient_engine::{ResNet, ResNetConfig};
 use serde::Serialize;
 
-use super::generate::{Manifest, Truth, read_truth};
-use super::scene::SIZE;
-use crate::error::{Error, Result};
-use crate::progress;
+use salient_engine::train::EpochReport;
+use salient_pipeline::Progress;
 
-/// Trains a small ResNet (the same model code as ResNet-50: basic blocks [1, 1, 1, 1], a compact
-/// stem, 7×7 layer4 maps on the 112×112 images) on the benchmark's training split, with L2 PGD
-/// adversarial training as the robustness library does (`--epsilon 0`: plain training). Writes
-/// safetensors with the class names and input view in its metadata, and next to it a JSON
-/// report: the options, the time taken, and test accuracy with and without each planted cue.
-#[derive(Args, Debug)]
-pub struct TrainArgs {
-    /// The benchmark (from `salient synth generate`).
-    #[arg(long)]
-    data: PathBuf,
+use crate::generate::{Manifest, Truth, read_truth};
+use crate::scene::SIZE;
+use crate::{Error, Result};
+
+/// How to train (`salient synth train`).
+#[derive(Debug, Clone)]
+pub struct TrainParams {
+    /// The benchmark (from [`crate::generate::generate`]).
+    pub data: PathBuf,
     /// Output weights (.safetensors); the report goes to the same path with .json.
-    #[arg(short, long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// L2 radius of the PGD perturbation, pixels in [0, 1]; 0 trains plainly.
-    #[arg(long, default_value_t = 1.0)]
-    epsilon: f32,
+    pub epsilon: f32,
     /// PGD steps per batch.
-    #[arg(long, default_value_t = 3)]
-    steps: usize,
-    /// PGD step size [default: 2.5·ε/steps, the robustness library's rule].
-    #[arg(long)]
-    step_size: Option<f32>,
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
+    pub steps: usize,
+    /// PGD step size (`None`: 2.5·ε/steps, the robustness library's rule).
+    pub step_size: Option<f32>,
+    pub epochs: usize,
+    pub batch_size: usize,
     /// Adam's learning rate (cosine decay to 0).
-    #[arg(long, default_value_t = 5e-3)]
-    lr: f64,
+    pub lr: f64,
     /// Channels of the first stage (features: 8× this).
-    #[arg(long, default_value_t = 8)]
-    width: usize,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Compute backend: auto, flex (CPU), wgpu or cuda (the GPU ones when this build includes
-    /// them). auto: cuda if compiled in and an NVIDIA driver is loaded, else wgpu if compiled in,
-    /// else flex.
-    #[arg(long, value_name = "NAME", default_value = "auto")]
-    backend: salient_engine::Backend,
+    pub width: usize,
+    pub seed: u64,
+    pub backend: salient_engine::Backend,
+    /// The command line, for the report.
+    pub command: String,
 }
 
-#[derive(Serialize)]
-struct Report {
-    command: String,
-    config: String,
-    epsilon: f32,
-    pgd_steps: usize,
-    pgd_step_size: f32,
-    epochs: usize,
-    batch_size: usize,
-    learning_rate: f64,
-    seed: u64,
-    train_images: usize,
-    seconds: f64,
-    final_train_loss: f32,
-    final_train_accuracy: f32,
-    test_accuracy: f64,
+/// The training report, written beside the weights.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub command: String,
+    pub config: String,
+    pub epsilon: f32,
+    pub pgd_steps: usize,
+    pub pgd_step_size: f32,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+    pub train_images: usize,
+    pub seconds: f64,
+    pub final_train_loss: f32,
+    pub final_train_accuracy: f32,
+    pub test_accuracy: f64,
     /// Test accuracy of each class with a planted cue, on its images with and without the cue.
-    cue_reliance: Vec<CueReliance>,
+    pub cue_reliance: Vec<CueReliance>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CueReliance {
-    class: String,
-    cue: String,
-    with_cue: f64,
-    without_cue: f64,
+    pub class: String,
+    pub cue: String,
+    pub with_cue: f64,
+    pub without_cue: f64,
 }
 
 /// The synthetic model's input view: the whole 112×112 image, no resize.
@@ -101,9 +87,9 @@ fn load_split<'a>(root: &Path, truths: &'a [Truth], split: &str) -> Result<(Trai
     for t in &chosen {
         let path = root.join(&t.path);
         let img =
-            image::open(&path).map_err(|e| Error::Usage(format!("{}: cannot read: {e}", path.display())))?.to_rgb8();
+            image::open(&path).map_err(|e| Error::Data(format!("{}: cannot read: {e}", path.display())))?.to_rgb8();
         if img.dimensions() != (SIZE as u32, SIZE as u32) {
-            return Err(Error::Usage(format!("{}: {:?}, expected {SIZE}×{SIZE}", path.display(), img.dimensions())));
+            return Err(Error::Data(format!("{}: {:?}, expected {SIZE}×{SIZE}", path.display(), img.dimensions())));
         }
         pixels.extend_from_slice(img.as_raw());
     }
@@ -147,7 +133,14 @@ pub fn cue_reliance(manifest: &Manifest, truths: &[&Truth], predicted: &[usize])
         .collect()
 }
 
-pub fn run(a: TrainArgs) -> Result<()> {
+/// Trains the model, writes the weights (safetensors, with the class names and input view in
+/// its metadata) and the report beside them, and returns the report. `on_epoch` hears of each
+/// finished epoch.
+pub fn train_model(
+    a: &TrainParams,
+    progress: &dyn Progress,
+    mut on_epoch: impl FnMut(&EpochReport),
+) -> Result<TrainReport> {
     if a.out.extension().is_none_or(|e| e != "safetensors") {
         return Err(Error::Usage(format!("{}: the output is safetensors; name it *.safetensors", a.out.display())));
     }
@@ -168,7 +161,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         pgd_step_size: a.step_size.unwrap_or(2.5 * a.epsilon / a.steps.max(1) as f32),
         seed: a.seed,
     };
-    eprintln!(
+    progress.message(&format!(
         "training {} on {} images, {} ({} epochs)",
         salient_engine::engine::describe(&config),
         train_set.len(),
@@ -178,27 +171,31 @@ pub fn run(a: TrainArgs) -> Result<()> {
             "plainly".into()
         },
         a.epochs
-    );
+    ));
     let started = Instant::now();
-    let bar = progress::bar(0, "batches", false);
     let mut last = None;
+    let done_so_far = std::cell::Cell::new(None::<usize>);
     let model = train(
         &config,
         &train_set,
         &options,
         &device,
         |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
+            match done_so_far.get() {
+                None => {
+                    progress.start(total as u64, "batches");
+                    progress.advance(done as u64);
+                }
+                Some(before) => progress.advance(done.saturating_sub(before) as u64),
+            }
+            done_so_far.set(Some(done));
         },
         |r| {
-            bar.suspend(|| {
-                eprintln!("epoch {:>2}: loss {:.4}, train accuracy {:.1}%", r.epoch, r.loss, 100.0 * r.accuracy)
-            });
+            on_epoch(&r);
             last = Some(r);
         },
     );
-    bar.finish_and_clear();
+    progress.finish();
     let seconds = started.elapsed().as_secs_f64();
 
     let mut sd = model.state_dict(&a.out.display().to_string());
@@ -212,8 +209,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let test_accuracy = correct as f64 / test_set.len().max(1) as f64;
     let cue_reliance = cue_reliance(&manifest, &test_truths, &predicted);
     let last = last.expect("at least one epoch");
-    let report = Report {
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+    let report = TrainReport {
+        command: a.command.clone(),
         config: salient_engine::engine::describe(&config),
         epsilon: a.epsilon,
         pgd_steps: a.steps,
@@ -229,20 +226,14 @@ pub fn run(a: TrainArgs) -> Result<()> {
         test_accuracy,
         cue_reliance,
     };
-    let json = a.out.with_extension("json");
     salient_engine::fsutil::write_atomic(
-        &json,
+        &report_path(&a.out),
         (serde_json::to_string_pretty(&report).expect("plain data") + "\n").as_bytes(),
     )?;
-    println!(
-        "trained in {seconds:.0} s; test accuracy {:.1}%; wrote {} and {}",
-        100.0 * test_accuracy,
-        a.out.display(),
-        json.display()
-    );
-    println!("test accuracy of each cue's class, on its test images with / without the cue:");
-    for r in &report.cue_reliance {
-        println!("  {:<12} {:<10} {:>5.1}% / {:>5.1}%", r.class, r.cue, 100.0 * r.with_cue, 100.0 * r.without_cue);
-    }
-    Ok(())
+    Ok(report)
+}
+
+/// Where the report of weights at `out` goes.
+pub fn report_path(out: &Path) -> PathBuf {
+    out.with_extension("json")
 }

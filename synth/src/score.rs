@@ -1,63 +1,61 @@
-//! `salient synth score`: the real pipeline on the benchmark, labelled from ground truth, scored
-//! against what was planted.
+//! The score (`salient synth score`): the real pipeline on the benchmark, labelled from ground
+//! truth, scored against what was planted.
+//!
+//! discover ranks the robust model's features per class on the training split; each top
+//! (class, feature) pair is labelled from ground truth, as a human would from its heatmaps: the
+//! share of the feature's heatmap mass (where the mask is at least 0.5) on the object and on
+//! each cue, over the pair's top images; spurious (and attributed to a cue) when a cue holds
+//! more mass than the object. build then makes the soft masks on the test split, and eval runs
+//! the noise test on the robust and the plain model. Reported: precision and recall of
+//! spurious-feature discovery against the planted cues, IoU of the masks (thresholded at 0.5)
+//! with the ground-truth regions, core and spurious accuracy and RCS for both models, and
+//! Spearman's ρ between the planted rates and per-class RCS. The stages run in this process
+//! (`salient_pipeline`); their outputs stay in the run folder for inspection, what each
+//! would have printed in `logs/`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use clap::Args;
-use salient_engine::Engine;
-use salient_engine::annotations::Label;
+use salient_engine::annotations::{Bounds, Label};
 use salient_engine::dataset::{self, MaskRecord};
+use salient_engine::evaluation::rcs;
+use salient_engine::{Backend, Engine, encode, fsutil};
+use salient_pipeline::Progress;
+use salient_pipeline::build::{BuildParams, Built, build};
+use salient_pipeline::discover::{DiscoverIndex, DiscoverParams, Discovered, Group, discover};
+use salient_pipeline::eval::{EngineClassifier, EvalOutput, EvalParams, EvalReport, evaluate};
+use salient_pipeline::inputs::load_views;
+use salient_pipeline::masks::MaskSet;
+use salient_pipeline::shard::Shard;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::generate::{Manifest, Truth, read_regions, read_truth};
-use super::scene::{Cue, OBJECT};
-use crate::error::{Error, Result};
-use salient_pipeline::inputs::load_views;
+use crate::generate::{Manifest, Truth, read_regions, read_truth};
+use crate::scene::{Cue, OBJECT};
+use crate::{Error, Result};
 
-/// Runs discover → label → build → eval on the benchmark and scores the result.
-///
-/// discover ranks the robust model's features per class on the training split; each top
-/// (class, feature) pair is labelled from ground truth, as a human would from its heatmaps: the
-/// share of the feature's heatmap mass (where the mask is at least 0.5) on the object and on
-/// each cue, over the pair's top images; spurious (and attributed to a cue) when a cue holds more mass than the object. build
-/// then makes the soft masks on the test split, and eval runs the noise test on the robust and
-/// the plain model. Reported: precision and recall of spurious-feature discovery against the
-/// planted cues, IoU of the masks (thresholded at 0.5) with the ground-truth regions, core and
-/// spurious accuracy and RCS for both models, and Spearman's ρ between the planted rates and
-/// per-class RCS. Writes RUN/score.json; the pipeline's outputs stay in RUN/ for inspection.
-#[derive(Args, Debug)]
-pub struct ScoreArgs {
-    /// The benchmark (from `salient synth generate`).
-    #[arg(long)]
-    data: PathBuf,
+/// What to score (`salient synth score`).
+#[derive(Debug, Clone)]
+pub struct ScoreParams {
+    /// The benchmark (from [`crate::generate::generate`]).
+    pub data: PathBuf,
     /// The robust model: features are discovered with it and masks built from it.
-    #[arg(long)]
-    robust: PathBuf,
+    pub robust: PathBuf,
     /// A plain model, evaluated beside the robust one.
-    #[arg(long)]
-    plain: Option<PathBuf>,
+    pub plain: Option<PathBuf>,
     /// Output folder.
-    #[arg(short, long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Top images per pair used to assign its label.
-    #[arg(long, default_value_t = 10)]
-    label_images: usize,
+    pub label_images: usize,
     /// Masks built per (class, feature) pair on the test split.
-    #[arg(long, default_value_t = 25)]
-    per_feature: usize,
+    pub per_feature: usize,
     /// Feature-attack steps of discover's annotation renders.
-    #[arg(long, default_value_t = 20)]
-    attack_steps: usize,
+    pub attack_steps: usize,
     /// Noise of the eval, in [0, 1] pixel units.
-    #[arg(long, default_value_t = 0.25)]
-    sigma: f32,
-    #[arg(long, default_value_t = 3)]
-    trials: u32,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub sigma: f32,
+    pub trials: u32,
+    pub seed: u64,
 }
 
 /// What the ground truth says of one discovered pair.
@@ -75,69 +73,59 @@ pub struct PairLabel {
     pub cue_shares: BTreeMap<String, f64>,
 }
 
-#[derive(Debug, Serialize)]
-struct ModelScore {
-    weights: String,
-    core_accuracy: f64,
-    spurious_accuracy: f64,
-    rcs: f64,
-    rcs_ci95: f64,
-    /// Per class: (planted rate, RCS).
-    rcs_per_class: Vec<(String, f64, f64)>,
+/// One model's noise test, scored.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelScore {
+    pub weights: String,
+    pub core_accuracy: f64,
+    pub spurious_accuracy: f64,
+    pub rcs: f64,
+    pub rcs_ci95: f64,
+    /// Per class: (WordNet id, planted rate, RCS).
+    pub rcs_per_class: Vec<(String, f64, f64)>,
     /// Spearman's ρ between planted rate and RCS over the classes with both kinds of feature.
-    spearman_rate_vs_rcs: Option<f64>,
+    pub spearman_rate_vs_rcs: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
-struct Score {
-    data: String,
-    pairs: Vec<PairLabel>,
+/// `RUN/score.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Score {
+    pub data: String,
+    pub pairs: Vec<PairLabel>,
     /// Spurious pairs attributed to their class's planted cue / all pairs labelled spurious.
-    precision: f64,
+    pub precision: f64,
     /// Classes with a planted cue in which a top feature was found looking at it / such classes.
-    recall: f64,
-    true_positives: usize,
-    spurious_pairs: usize,
-    planted_classes: usize,
-    classes_found: usize,
+    pub recall: f64,
+    pub true_positives: usize,
+    pub spurious_pairs: usize,
+    pub planted_classes: usize,
+    pub classes_found: usize,
     /// Mean IoU@0.5 of spurious masks with their cue's region (images holding the cue).
-    iou_spurious: f64,
-    iou_spurious_masks: usize,
+    pub iou_spurious: f64,
+    pub iou_spurious_masks: usize,
     /// Mean IoU@0.5 of core masks with the object.
-    iou_core: f64,
-    iou_core_masks: usize,
-    models: Vec<ModelScore>,
+    pub iou_core: f64,
+    pub iou_core_masks: usize,
+    pub models: Vec<ModelScore>,
 }
 
-fn salient(args: &[&str], log: &Path) -> Result<()> {
-    let exe =
-        std::env::current_exe().map_err(|e| Error::Usage(format!("cannot find the salient program itself: {e}")))?;
-    eprintln!("  salient {}", args.join(" "));
-    let out = std::fs::File::create(log).map_err(|e| salient_engine::Error::write(log, e))?;
-    let status = Command::new(exe)
-        .args(args)
-        .stdout(Stdio::from(out))
-        .status()
-        .map_err(|e| Error::Usage(format!("cannot run salient {}: {e}", args[0])))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Error::Usage(format!("`salient {}` failed ({status}); its output is in {}", args.join(" "), log.display())))
-    }
-}
-
-fn text(p: &Path) -> Result<String> {
-    Ok(salient_engine::fsutil::read_text(p)?)
+/// What a score run found, with the benchmark's manifest to print it against.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub score: Score,
+    pub manifest: Manifest,
+    /// Where `score.json` was written.
+    pub path: PathBuf,
 }
 
 /// A stage folder of an earlier score run made from other inputs (other weights or data, labels
 /// from another version) is this command's own derived data: it is removed so that the stage
 /// starts afresh instead of refusing the folder. `expect`: manifest parameters and their values.
-fn restart_if_stale(dir: &Path, expect: &[(&str, &str)]) -> Result<()> {
+fn restart_if_stale(dir: &Path, expect: &[(&str, &str)], progress: &dyn Progress) -> Result<()> {
     let Ok(old) = salient_pipeline::manifest::Manifest::read(dir) else { return Ok(()) };
     let stale = expect.iter().find(|(k, v)| old.params.get(*k).and_then(Value::as_str) != Some(*v));
     if let Some((key, _)) = stale {
-        eprintln!("  {} was made with another {key}: starting it afresh", dir.display());
+        progress.message(&format!("  {} was made with another {key}: starting it afresh", dir.display()));
         std::fs::remove_dir_all(dir).map_err(|e| salient_engine::Error::write(dir, e))?;
     }
     Ok(())
@@ -156,28 +144,19 @@ fn s(p: &Path) -> String {
 fn label_pairs(
     engine: &Engine,
     data: &Path,
-    discover: &Path,
+    index: &DiscoverIndex,
     truths: &[Truth],
     images: usize,
 ) -> Result<Vec<PairLabel>> {
-    let index_path = discover.join("index.json");
-    let index: Value = serde_json::from_str(&text(&index_path)?)
-        .map_err(|e| Error::Usage(format!("{}: {e}", index_path.display())))?;
     let by_path: BTreeMap<&str, &Truth> = truths.iter().map(|t| (t.path.as_str(), t)).collect();
     let size = engine.view.side();
     let mut out = Vec::new();
-    for class in index["classes"].as_array().into_iter().flatten() {
-        let c = class["class"].as_u64().unwrap_or(0) as usize;
-        for feature in class["features"].as_array().into_iter().flatten() {
-            let j = feature["feature"].as_u64().unwrap_or(0) as usize;
-            let rank = feature["rank"].as_u64().unwrap_or(0) as usize;
-            let rels: Vec<String> = feature["top_images"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .take(images)
-                .filter_map(|t| t["image"].as_str().map(|r| format!("train/{r}")))
-                .collect();
+    for class in &index.classes {
+        let c = class.class;
+        for feature in &class.features {
+            let (j, rank) = (feature.feature, feature.rank);
+            let rels: Vec<String> =
+                feature.top_images.iter().take(images).map(|t| format!("train/{}", t.image)).collect();
             let paths: Vec<PathBuf> = rels.iter().map(|r| data.join(r)).collect();
             let views = load_views(&paths, engine.view).into_iter().collect::<Result<Vec<_>, _>>()?;
             let outputs = engine.infer(&views, true)?;
@@ -185,7 +164,7 @@ fn label_pairs(
             for (rel, out) in rels.iter().zip(&outputs) {
                 let truth = by_path
                     .get(rel.as_str())
-                    .ok_or_else(|| Error::Usage(format!("{rel}: not in ground_truth.jsonl")))?;
+                    .ok_or_else(|| Error::Data(format!("{rel}: not in ground_truth.jsonl")))?;
                 let regions = read_regions(data, truth)?;
                 // The mask's core: values of at least 0.5, as the IoU counts them.
                 let mask: Vec<f32> = out
@@ -267,65 +246,76 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
     (vx > 0.0 && vy > 0.0).then(|| cov / (vx * vy).sqrt())
 }
 
-fn model_score(weights: &Path, eval_dir: &Path, manifest: &Manifest) -> Result<ModelScore> {
-    let summary: Value = serde_json::from_str(&text(&eval_dir.join("summary.json"))?)
-        .map_err(|e| Error::Usage(format!("{}: {e}", eval_dir.join("summary.json").display())))?;
-    let mean = |k: &str| summary[k]["mean"].as_f64().unwrap_or(f64::NAN);
-    let csv_text = text(&eval_dir.join("rcs_per_class.csv"))?;
-    let mut rows = Vec::new();
-    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
-    for rec in reader.records() {
-        let rec = rec.map_err(|e| Error::Usage(format!("{}: {e}", eval_dir.join("rcs_per_class.csv").display())))?;
-        let class: usize = rec.get(0).and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
-        let rcs: f64 = rec.get(4).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
-        if let Some(c) = manifest.classes.get(class) {
-            rows.push((c.wnid.clone(), c.train_rate, rcs));
-        }
-    }
+fn model_score(weights: &Path, report: &EvalReport, manifest: &Manifest) -> ModelScore {
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    // Per class, RCS as rcs_per_class.csv gives it (4 decimals): the classes with both kinds.
+    let rows: Vec<(String, f64, f64)> = report
+        .results
+        .iter()
+        .filter_map(|r| match (&r.spurious_noise, &r.core_noise) {
+            (Some(c), Some(s)) => {
+                let value: f64 = format!("{:.4}", rcs(mean(&c.noisy), mean(&s.noisy))).parse().expect("a number");
+                manifest.classes.get(r.class).map(|m| (m.wnid.clone(), m.train_rate, value))
+            }
+            _ => None,
+        })
+        .collect();
     let (x, y): (Vec<f64>, Vec<f64>) = rows.iter().map(|r| (r.1, r.2)).unzip();
-    Ok(ModelScore {
+    let summary = &report.summary;
+    ModelScore {
         weights: s(weights),
-        core_accuracy: mean("core_accuracy"),
-        spurious_accuracy: mean("spurious_accuracy"),
-        rcs: mean("rcs"),
-        rcs_ci95: summary["rcs"]["ci95"].as_f64().unwrap_or(f64::NAN),
+        core_accuracy: summary.core_accuracy.mean,
+        spurious_accuracy: summary.spurious_accuracy.mean,
+        rcs: summary.rcs.mean,
+        rcs_ci95: summary.rcs.ci95,
         rcs_per_class: rows,
         spearman_rate_vs_rcs: spearman(&x, &y),
-    })
+    }
 }
 
-pub fn run(a: ScoreArgs) -> Result<()> {
+/// The text a stage printed, kept in `RUN/logs/<name>.txt`.
+fn log(out: &Path, name: &str, text: impl fmt::Display) -> Result<()> {
+    let path = out.join("logs").join(format!("{name}.txt"));
+    Ok(fsutil::write_atomic(&path, format!("{text}\n").as_bytes())?)
+}
+
+/// Runs the pipeline on the benchmark and scores it (see the module's documentation); writes
+/// `RUN/score.json`, `RUN/site-notes.json` and the stages' outputs.
+pub fn score(a: &ScoreParams, progress: &dyn Progress) -> Result<Scored> {
     let manifest = Manifest::read(&a.data)?;
     let truths = read_truth(&a.data)?;
     std::fs::create_dir_all(a.out.join("logs")).map_err(|e| salient_engine::Error::write(&a.out, e))?;
     let (train, test) = (a.data.join("train"), a.data.join("test"));
-    let discover = a.out.join("discover");
-    let log = |n: &str| a.out.join("logs").join(format!("{n}.txt"));
-    eprintln!("discover: the robust model's top features per class, on the training split");
-    let attack_steps = a.attack_steps.to_string();
-    let mut args = vec!["discover", "-w"];
-    let robust = s(&a.robust);
-    args.extend([robust.as_str(), "--images"]);
-    let (train_s, test_s, discover_s) = (s(&train), s(&test), s(&discover));
-    args.extend([
-        train_s.as_str(),
-        "-o",
-        discover_s.as_str(),
-        "--group",
-        "label",
-        "--attack-steps",
-        attack_steps.as_str(),
-    ]);
+    // The stages' engine, as `--backend auto` picks it.
+    let device = Backend::fastest().device()?;
+    let robust = Engine::load(&a.robust, &device)?;
     let robust_sha = salient_pipeline::manifest::file_sha256(&a.robust)?;
-    restart_if_stale(&discover, &[("weights", &robust_sha), ("images", &canonical(&train)?)])?;
-    if discover.join("index.json").exists() {
-        args.push("--resume");
-    }
-    salient(&args, &log("discover"))?;
 
-    eprintln!("label: each pair from the ground truth (heatmap mass on the object vs on each cue)");
-    let engine = Engine::load(&a.robust, &salient_engine::Backend::Flex.device()?)?;
-    let pairs = label_pairs(&engine, &a.data, &discover, &truths, a.label_images)?;
+    progress.message("discover: the robust model's top features per class, on the training split");
+    let discover_dir = a.out.join("discover");
+    restart_if_stale(&discover_dir, &[("weights", &robust_sha), ("images", &canonical(&train)?)], progress)?;
+    let params = DiscoverParams {
+        images: train.clone(),
+        out: discover_dir.clone(),
+        classes: None,
+        top: 5,
+        group: Group::Label,
+        per_feature: 65,
+        show: 5,
+        attack_steps: a.attack_steps,
+        step_size: 10.0,
+        shard: Shard::WHOLE,
+        resume: discover_dir.join(salient_pipeline::discover::INDEX_FILE).exists(),
+        batch_size: 32,
+        model: robust_sha.clone(),
+    };
+    let discovered = discover(&robust, &params, progress)?;
+    log(&a.out, "discover", &discovered)?;
+    let Discovered::Ranked(ranked) = discovered else { unreachable!("a whole run ranks") };
+
+    progress.message("label: each pair from the ground truth (heatmap mass on the object vs on each cue)");
+    let engine = Engine::load(&a.robust, &Backend::Flex.device()?)?;
+    let pairs = label_pairs(&engine, &a.data, &ranked.index, &truths, a.label_images)?;
     let csv = salient_engine::table::csv(
         &["class", "feature", "label", "rank"],
         pairs
@@ -333,27 +323,34 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             .map(|p| [p.class.to_string(), p.feature.to_string(), p.label.as_str().to_owned(), p.rank.to_string()]),
     );
     let labels = a.out.join("labels.csv");
-    salient_engine::fsutil::write_atomic(&labels, csv.as_bytes())?;
+    fsutil::write_atomic(&labels, csv.as_bytes())?;
 
-    eprintln!("build: soft masks on the test split");
+    progress.message("build: soft masks on the test split");
     let dataset = a.out.join("dataset");
-    let (labels_s, dataset_s, per_feature) = (s(&labels), s(&dataset), a.per_feature.to_string());
-    let mut build =
-        vec!["build", "-w", robust.as_str(), "--images", test_s.as_str(), "--annotations", labels_s.as_str()];
-    build.extend(["-o", dataset_s.as_str(), "--per-feature", per_feature.as_str()]);
     let labels_sha = salient_pipeline::manifest::file_sha256(&labels)?;
     restart_if_stale(
         &dataset,
         &[("weights", &robust_sha), ("images", &canonical(&test)?), ("annotations", &labels_sha)],
+        progress,
     )?;
-    if dataset.exists() {
-        build.push("--resume");
-    }
-    salient(&build, &log("build"))?;
+    let params = BuildParams {
+        images: test.clone(),
+        annotations: labels.clone(),
+        out: dataset.clone(),
+        per_feature: a.per_feature,
+        classes: None,
+        shard: Shard::WHOLE,
+        resume: dataset.exists(),
+        batch_size: 32,
+        model: robust_sha.clone(),
+    };
+    let built = build(&robust, &params, progress)?;
+    log(&a.out, "build", &built)?;
+    let Built::Dataset { .. } = built else { unreachable!("a whole build writes the dataset") };
 
     // IoU of each mask with its ground-truth region.
     let index_path = dataset.join(dataset::INDEX_FILE);
-    let records: Vec<MaskRecord> = dataset::parse_index(&s(&index_path), &text(&index_path)?)?;
+    let records: Vec<MaskRecord> = dataset::parse_index(&fsutil::shown(&index_path), &fsutil::read_text(&index_path)?)?;
     let label_of: BTreeMap<(usize, usize), &PairLabel> = pairs.iter().map(|p| ((p.class, p.feature), p)).collect();
     // The ground-truth regions of every image with masks, read once.
     let by_path: BTreeMap<String, &Truth> = truths.iter().map(|t| (t.path.clone(), t)).collect();
@@ -370,11 +367,11 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         let Some(regions) = regions_of.get(r.source.as_str()) else { continue };
         let mask_path = dataset.join(&r.mask);
         let mask = image::open(&mask_path)
-            .map_err(|e| Error::Usage(format!("{}: {e}", mask_path.display())))?
+            .map_err(|e| Error::Data(format!("{}: {e}", mask_path.display())))?
             .to_luma8()
             .into_raw();
         if mask.len() != regions.len() {
-            return Err(Error::Usage(format!("{}: mask size differs from the ground truth", mask_path.display())));
+            return Err(Error::Data(format!("{}: mask size differs from the ground truth", mask_path.display())));
         }
         match r.label {
             Label::Core => iou_c.extend(iou(&mask, &regions.iter().map(|&g| g == OBJECT).collect::<Vec<_>>())),
@@ -386,33 +383,44 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         }
     }
 
-    write_site_notes(&a, &manifest, &pairs, &records, &regions_of)?;
+    write_site_notes(a, &manifest, &pairs, &records, &regions_of)?;
 
     let mut models = Vec::new();
-    let plain = a.plain.clone();
-    for (name, weights) in [("robust", Some(a.robust.clone())), ("plain", plain)] {
+    for (name, weights) in [("robust", Some(&a.robust)), ("plain", a.plain.as_ref())] {
         let Some(weights) = weights else { continue };
-        eprintln!("eval: the {name} model under noise on core vs spurious regions");
+        progress.message(&format!("eval: the {name} model under noise on core vs spurious regions"));
         let dir = a.out.join(format!("eval-{name}"));
-        let (w, dir_s, sigma, trials, seed) =
-            (s(&weights), s(&dir), a.sigma.to_string(), a.trials.to_string(), a.seed.to_string());
-        let mut eval = vec![
-            "eval",
-            "-w",
-            w.as_str(),
-            "--dataset",
-            dataset_s.as_str(),
-            "--images",
-            test_s.as_str(),
-            "-o",
-            dir_s.as_str(),
-        ];
-        eval.extend(["--sigma", sigma.as_str(), "--trials", trials.as_str(), "--seed", seed.as_str()]);
         if dir.join("summary.json").exists() {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        salient(&eval, &log(&format!("eval-{name}")))?;
-        models.push(model_score(&weights, &dir, &manifest)?);
+        let engine = Engine::load(weights, &device)?;
+        let params = EvalParams {
+            sigma: a.sigma,
+            trials: a.trials,
+            seed: a.seed,
+            mask_quirk: false,
+            batch_size: 32,
+            view: engine.view,
+        };
+        let bounds = Bounds { classes: engine.config.num_classes, features: usize::MAX };
+        let masks = MaskSet::open(&dataset, None, bounds)?;
+        let output = EvalOutput {
+            dir: &dir,
+            resume: false,
+            model: salient_pipeline::manifest::file_sha256(weights)?,
+            annotations: None,
+        };
+        let report = evaluate(
+            &masks,
+            &test,
+            &mut EngineClassifier(&engine),
+            &params,
+            Some(&engine.class_names),
+            Some(&output),
+            progress,
+        )?;
+        log(&a.out, &format!("eval-{name}"), report.summary_json().trim_end())?;
+        models.push(model_score(weights, &report, &manifest));
     }
 
     // Discovery against the plant.
@@ -439,17 +447,16 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         pairs,
     };
     let json = serde_json::to_string_pretty(&score).expect("plain data") + "\n";
-    salient_engine::fsutil::write_atomic(&a.out.join("score.json"), json.as_bytes())?;
-    print_table(&score, &manifest);
-    println!("wrote {}", a.out.join("score.json").display());
-    Ok(())
+    let path = a.out.join("score.json");
+    fsutil::write_atomic(&path, json.as_bytes())?;
+    Ok(Scored { score, manifest, path })
 }
 
 /// RUN/site-notes.json for `salient site --notes`: each class's plant, each pair's ground-truth
 /// shares, and an overlay of the ground-truth regions for every image of the dataset (object
 /// green, cues magenta).
 fn write_site_notes(
-    a: &ScoreArgs,
+    a: &ScoreParams,
     manifest: &Manifest,
     pairs: &[PairLabel],
     records: &[MaskRecord],
@@ -499,58 +506,65 @@ fn write_site_notes(
         let img =
             image::DynamicImage::ImageRgba8(image::RgbaImage::from_raw(side, side, rgba).expect("square regions"));
         let rel = format!("truth/{}/{}.png", r.wnid, r.image);
-        let mut png = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).expect("PNG encoding to memory");
-        salient_pipeline::files::write(&a.out.join(&rel), &png)?;
+        salient_pipeline::files::write(&a.out.join(&rel), &encode::png(&img)?)?;
         notes.images.insert(r.source.clone(), rel);
     }
     let json = serde_json::to_string_pretty(&notes).expect("plain data") + "\n";
-    Ok(salient_engine::fsutil::write_atomic(&a.out.join("site-notes.json"), json.as_bytes())?)
+    Ok(fsutil::write_atomic(&a.out.join("site-notes.json"), json.as_bytes())?)
 }
 
-fn print_table(score: &Score, manifest: &Manifest) {
-    println!("{:<12} {:<16} top features (rank: feature label[cue])", "class", "planted cue");
-    for c in &manifest.classes {
-        let plant = c.cue.as_ref().map_or("—".to_string(), |k| format!("{k} {:.0}%", c.train_rate * 100.0));
-        let feats: Vec<String> = score
-            .pairs
-            .iter()
-            .filter(|p| p.class == c.index)
-            .map(|p| match (&p.label, &p.cue) {
-                (Label::Spurious, Some(k)) => format!("{}:{} SPURIOUS[{k}]", p.rank, p.feature),
-                _ => format!("{}:{} core", p.rank, p.feature),
-            })
-            .collect();
-        println!("{:<12} {:<16} {}", c.wnid, plant, feats.join("  "));
-    }
-    println!();
-    println!(
-        "discovery: precision {:.2} ({} of {} spurious pairs look at their class's planted cue), recall {:.2} ({} of {} planted cues found)",
-        score.precision,
-        score.true_positives,
-        score.spurious_pairs,
-        score.recall,
-        score.classes_found,
-        score.planted_classes
-    );
-    println!(
-        "masks, IoU at 0.5: spurious vs cue region {:.3} ({} masks), core vs object {:.3} ({} masks)",
-        score.iou_spurious, score.iou_spurious_masks, score.iou_core, score.iou_core_masks
-    );
-    println!(
-        "{:<8} {:>14} {:>18} {:>16} {:>24}",
-        "model", "core accuracy", "spurious accuracy", "RCS", "Spearman(rate, RCS)"
-    );
-    for (name, m) in ["robust", "plain"].iter().zip(&score.models) {
-        println!(
-            "{:<8} {:>13.1}% {:>17.1}% {:>9.3} ±{:.3} {:>24}",
-            name,
-            100.0 * m.core_accuracy,
-            100.0 * m.spurious_accuracy,
-            m.rcs,
-            m.rcs_ci95,
-            m.spearman_rate_vs_rcs.map_or("n/a (<3 classes)".into(), |r| format!("{r:.2}"))
-        );
+impl fmt::Display for Scored {
+    /// The table `salient synth score` prints.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (score, manifest) = (&self.score, &self.manifest);
+        writeln!(f, "{:<12} {:<16} top features (rank: feature label[cue])", "class", "planted cue")?;
+        for c in &manifest.classes {
+            let plant = c.cue.as_ref().map_or("—".to_string(), |k| format!("{k} {:.0}%", c.train_rate * 100.0));
+            let feats: Vec<String> = score
+                .pairs
+                .iter()
+                .filter(|p| p.class == c.index)
+                .map(|p| match (&p.label, &p.cue) {
+                    (Label::Spurious, Some(k)) => format!("{}:{} SPURIOUS[{k}]", p.rank, p.feature),
+                    _ => format!("{}:{} core", p.rank, p.feature),
+                })
+                .collect();
+            writeln!(f, "{:<12} {:<16} {}", c.wnid, plant, feats.join("  "))?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "discovery: precision {:.2} ({} of {} spurious pairs look at their class's planted cue), recall {:.2} ({} of {} planted cues found)",
+            score.precision,
+            score.true_positives,
+            score.spurious_pairs,
+            score.recall,
+            score.classes_found,
+            score.planted_classes
+        )?;
+        writeln!(
+            f,
+            "masks, IoU at 0.5: spurious vs cue region {:.3} ({} masks), core vs object {:.3} ({} masks)",
+            score.iou_spurious, score.iou_spurious_masks, score.iou_core, score.iou_core_masks
+        )?;
+        writeln!(
+            f,
+            "{:<8} {:>14} {:>18} {:>16} {:>24}",
+            "model", "core accuracy", "spurious accuracy", "RCS", "Spearman(rate, RCS)"
+        )?;
+        for (name, m) in ["robust", "plain"].iter().zip(&score.models) {
+            writeln!(
+                f,
+                "{:<8} {:>13.1}% {:>17.1}% {:>9.3} ±{:.3} {:>24}",
+                name,
+                100.0 * m.core_accuracy,
+                100.0 * m.spurious_accuracy,
+                m.rcs,
+                m.rcs_ci95,
+                m.spearman_rate_vs_rcs.map_or("n/a (<3 classes)".into(), |r| format!("{r:.2}"))
+            )?;
+        }
+        write!(f, "wrote {}", self.path.display())
     }
 }
 
@@ -582,13 +596,14 @@ mod tests {
             params: serde_json::json!({"annotations": "aa", "weights": "ww"}),
         };
         stage.claim(&dir, false).unwrap();
-        restart_if_stale(&dir, &[("weights", "ww"), ("annotations", "aa")]).unwrap();
+        let quiet = salient_pipeline::Quiet;
+        restart_if_stale(&dir, &[("weights", "ww"), ("annotations", "aa")], &quiet).unwrap();
         assert!(
             dir.join(salient_pipeline::manifest::MANIFEST_FILE).exists(),
             "a matching stage is resumed, not removed"
         );
-        restart_if_stale(&dir, &[("weights", "ww"), ("annotations", "bb")]).unwrap();
+        restart_if_stale(&dir, &[("weights", "ww"), ("annotations", "bb")], &quiet).unwrap();
         assert!(!dir.exists(), "a stage built from other labels is removed");
-        restart_if_stale(&dir, &[("weights", "ww")]).unwrap(); // nothing there: nothing to do
+        restart_if_stale(&dir, &[("weights", "ww")], &quiet).unwrap(); // nothing there: nothing to do
     }
 }
