@@ -20,7 +20,7 @@ TRUNK_VERSION := 0.21.14
 # Must equal the `wasm-bindgen` pin in app/Cargo.toml.
 WASM_BINDGEN_VERSION := 0.2.130
 
-.PHONY: demo test lint build app install site synth-models bench bench-gpu bench-scaling bench-web bench-web-resnet50 tools fixtures clean
+.PHONY: demo test lint build app python install site synth-models bench bench-gpu bench-scaling bench-web bench-web-resnet50 tools fixtures clean
 
 PORT ?= 8080
 ROBUST := models/synth-robust.safetensors
@@ -55,9 +55,10 @@ synth-models: build
 # the paper's published labels (in ../shared/). None may be skipped: the count of tests that
 # ran closes the output, and a run with an ignored test left over fails.
 TEST_LOG := $(CACHE)/test.log
-test: tools app
+test: tools app python
 	@mkdir -p $(CACHE)
-	set -o pipefail; SALIENT_APP_DIR=$(CURDIR)/dist cargo test --release -- --include-ignored 2>&1 | tee $(TEST_LOG)
+	set -o pipefail; SALIENT_APP_DIR=$(CURDIR)/dist SALIENT_PYTHON=$(PYTHON) \
+		cargo test --release -- --include-ignored 2>&1 | tee $(TEST_LOG)
 	@awk '/^test result:/ { p += $$4; f += $$6; i += $$8 } END { printf "total: %d passed, %d failed\n", p, f; exit (p == 0 || f > 0 || i > 0) }' $(TEST_LOG)
 
 # Formatting (rustfmt.toml) and lints, warnings as errors; .ci/run runs it before the tests.
@@ -80,6 +81,25 @@ dist/index.html: $(APP_SOURCES)
 	cargo fetch --target wasm32-unknown-unknown --locked
 	trunk build --release
 	@touch dist/index.html
+
+# The Python package (python/) in its own virtual environment, $(VENV): what `pip install ./python`
+# does on any machine, with maturin, numpy and Pillow (the tests read PNG masks with it) installed
+# first so the build needs no isolated environment. Rebuilt when the Rust or Python sources change.
+VENV := $(CACHE)/venv
+PYTHON := $(VENV)/bin/python
+PYTHON_SOURCES := $(shell find python engine/src engine/data pipeline/src -type f -not -path '*/__pycache__/*' 2>/dev/null) \
+	Cargo.toml Cargo.lock python/Cargo.toml python/pyproject.toml engine/Cargo.toml pipeline/Cargo.toml
+python: $(VENV)/.installed
+
+$(VENV)/.installed: $(PYTHON_SOURCES)
+	@python3 -m venv --help >/dev/null 2>&1 || { \
+		echo "installing Debian's python3-venv (the Python package's tests)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-venv python3-pip >/dev/null; }
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --disable-pip-version-check "maturin>=1.9,<2" numpy pillow
+	PATH=$(VENV)/bin:$$PATH $(PYTHON) -m pip install -q --disable-pip-version-check --no-build-isolation ./python
+	@touch $@
 
 # Installs the CLI and the web app it copies into every site: $(PREFIX)/bin/salient and
 # $(PREFIX)/share/salient/app/ (an older copy replaced), where `salient site` finds the app without

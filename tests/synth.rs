@@ -133,9 +133,19 @@ fn the_pipeline_recovers_the_planted_cues() {
     assert!(f("iou_spurious") > 0.2 && f("iou_core") > 0.2, "IoU {} / {}", f("iou_spurious"), f("iou_core"));
     let models = score["models"].as_array().unwrap();
     assert_eq!(models.len(), 2);
-    for m in models {
-        let rcs = m["rcs"].as_f64().unwrap();
-        assert!((-1.0..=1.0).contains(&rcs), "{m}");
+    // The score reports what each model's evaluation measured, and the robust model's RCS
+    // follows from its accuracies.
+    for (m, eval) in models.iter().zip(["eval-robust", "eval-plain"]) {
+        let summary: Value =
+            serde_json::from_str(&std::fs::read_to_string(p.join("run").join(eval).join("summary.json")).unwrap())
+                .unwrap();
+        for (k, s) in [("core_accuracy", "core_accuracy"), ("spurious_accuracy", "spurious_accuracy"), ("rcs", "rcs")] {
+            assert_eq!(m[k].as_f64(), summary[s]["mean"].as_f64(), "{k} of {eval}: {m}");
+        }
+        assert_eq!(m["rcs_ci95"].as_f64(), summary["rcs"]["ci95"].as_f64(), "{m}");
+        let (c, s) = (m["core_accuracy"].as_f64().unwrap(), m["spurious_accuracy"].as_f64().unwrap());
+        let a = (c + s) / 2.0;
+        assert!(0.0 < a && a < 1.0, "accuracies that leave RCS defined: {m}");
     }
     // What the explorer needs from the run.
     assert!(p.join("run/site-notes.json").exists() && p.join("run/dataset/index.jsonl").exists());

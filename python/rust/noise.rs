@@ -1,0 +1,168 @@
+//! `noise_eval` for any Python callable: the pipeline's noise test, the same seeded noise and
+//! the same report as `salient eval`.
+
+use std::path::PathBuf;
+
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use salient_engine::evaluation::OverTrials;
+use salient_engine::preprocess::View;
+use salient_pipeline::eval::{Classify, EvalOutput, EvalParams, Tables, Unit, evaluate};
+
+use crate::dataset::Dataset;
+use crate::progress::Bar;
+use crate::to_py;
+
+/// A Python callable from `[N, 3, S, S]` float32 images in [0, 1] to `[N, classes]` float32
+/// logits (the package's wrapper converts torch tensors and other arrays). The first Python
+/// exception it raises is kept, to be raised again as itself.
+struct PyClassifier {
+    callable: Py<PyAny>,
+    raised: Option<PyErr>,
+}
+
+impl Classify for PyClassifier {
+    fn logits(&mut self, images: Vec<f32>, n: usize, side: usize) -> salient_pipeline::Result<Vec<f32>> {
+        let called = Python::attach(|py| -> PyResult<Vec<f32>> {
+            let x = PyArray1::from_vec(py, images).reshape([n, 3, side, side])?;
+            let out = self.callable.bind(py).call1((x,))?;
+            let logits: PyReadonlyArray2<f32> = out.extract().map_err(|_| {
+                PyValueError::new_err(format!(
+                    "it must return float32 logits [{n}, classes], not {}",
+                    out.get_type().name().map(|t| t.to_string()).unwrap_or_default()
+                ))
+            })?;
+            if logits.shape()[0] != n {
+                return Err(PyValueError::new_err(format!(
+                    "it returned logits for {} images, given {n}",
+                    logits.shape()[0]
+                )));
+            }
+            Ok(logits.as_array().iter().copied().collect())
+        });
+        called.map_err(|e| {
+            let message = Python::attach(|py| e.value(py).to_string());
+            self.raised.get_or_insert(e);
+            salient_pipeline::Error::Classifier(message)
+        })
+    }
+}
+
+/// See `salient.noise_eval` (python/salient/__init__.py) for the parameters.
+#[pyfunction]
+#[pyo3(signature = (classify, dataset, sigma, trials, seed, batch_size, mask_quirk, view, class_names, out, resume, model_id, progress))]
+#[allow(clippy::too_many_arguments)]
+pub fn noise_eval<'py>(
+    py: Python<'py>,
+    classify: Py<PyAny>,
+    dataset: &Dataset,
+    sigma: f32,
+    trials: u32,
+    seed: u64,
+    batch_size: usize,
+    mask_quirk: bool,
+    view: (u32, u32),
+    class_names: Option<Vec<String>>,
+    out: Option<PathBuf>,
+    resume: bool,
+    model_id: String,
+    progress: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let view = View::from_text(&format!("{},{}", view.0, view.1))
+        .ok_or_else(|| PyValueError::new_err(format!("view {view:?}: expected (resize, crop), e.g. (256, 224)")))?;
+    if view != dataset.view {
+        return Err(PyValueError::new_err(format!(
+            "the classifier sees {}×{} views of {} px images, but the dataset was opened with view=({}, {})",
+            view.crop, view.crop, view.resize, dataset.view.resize, dataset.view.crop
+        )));
+    }
+    let Some(images) = dataset.images.as_deref() else {
+        return Err(PyValueError::new_err(
+            "the noise test needs the images: open the dataset with images=<ImageNet-layout folder>",
+        ));
+    };
+    let params = EvalParams { sigma, trials, seed, mask_quirk, batch_size, view };
+    let mut classifier = PyClassifier { callable: classify, raised: None };
+    let output = out.as_deref().map(|dir| EvalOutput { dir, resume, model: model_id.clone(), annotations: None });
+    let bar = Bar::new(progress);
+    let result = py.detach(|| {
+        evaluate(&dataset.set, images, &mut classifier, &params, class_names.as_deref(), output.as_ref(), &bar)
+    });
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return Err(classifier.raised.take().unwrap_or_else(|| to_py(e))),
+    };
+    let d = PyDict::new(py);
+    let s = &report.summary;
+    let over = |o: &OverTrials| -> PyResult<Bound<'py, PyDict>> {
+        let t = PyDict::new(py);
+        t.set_item("mean", o.mean)?;
+        t.set_item("ci95", o.ci95)?;
+        t.set_item("trials", o.trials.clone())?;
+        Ok(t)
+    };
+    d.set_item("core_accuracy", over(&s.core_accuracy)?)?;
+    d.set_item("spurious_accuracy", over(&s.spurious_accuracy)?)?;
+    d.set_item("rcs", over(&s.rcs)?)?;
+    d.set_item("clean_accuracy_core_images", s.clean_accuracy_core_images)?;
+    d.set_item("clean_accuracy_spurious_images", s.clean_accuracy_spurious_images)?;
+    d.set_item("classes_with_core_features", s.classes_with_core_features)?;
+    d.set_item("classes_with_spurious_features", s.classes_with_spurious_features)?;
+    d.set_item("images_skipped", s.images_skipped)?;
+    d.set_item("sigma", s.sigma)?;
+    d.set_item("trials", s.trials)?;
+    d.set_item("seed", s.seed)?;
+    d.set_item("mask_quirk", s.mask_quirk)?;
+    d.set_item("schema", s.schema)?;
+    d.set_item("summary_json", report.summary_json())?;
+    let table = |header: &[&str], rows: &[Vec<String>]| -> PyResult<Vec<Bound<'py, PyDict>>> {
+        rows.iter()
+            .map(|row| {
+                let r = PyDict::new(py);
+                for (k, v) in header.iter().zip(row) {
+                    match v.parse::<f64>() {
+                        Ok(x) if *k != "class_name" && *k != "feature_label" => {
+                            if k.ends_with("index") || k.ends_with("rank") {
+                                r.set_item(*k, x as i64)?
+                            } else {
+                                r.set_item(*k, x)?
+                            }
+                        }
+                        _ => r.set_item(*k, v)?,
+                    }
+                }
+                Ok(r)
+            })
+            .collect()
+    };
+    let t = &report.tables;
+    let tables = PyDict::new(py);
+    tables.set_item("noise_in_core_features", table(&Tables::CORE_NOISE, &t.core_noise)?)?;
+    tables.set_item("noise_in_spurious_features", table(&Tables::SPURIOUS_NOISE, &t.spurious_noise)?)?;
+    tables.set_item("noise_in_single_feature", table(&Tables::SINGLE, &t.single)?)?;
+    tables.set_item("rcs_per_class", table(&Tables::RCS, &t.rcs)?)?;
+    d.set_item("tables", tables)?;
+    let unit = |u: &Unit| -> PyResult<Bound<'py, PyDict>> {
+        let x = PyDict::new(py);
+        x.set_item("images", u.images)?;
+        x.set_item("clean", u.clean)?;
+        x.set_item("noisy", u.noisy.clone())?;
+        Ok(x)
+    };
+    let classes = report
+        .results
+        .iter()
+        .map(|r| {
+            let c = PyDict::new(py);
+            c.set_item("class", r.class)?;
+            c.set_item("core_noise", r.core_noise.as_ref().map(unit).transpose()?)?;
+            c.set_item("spurious_noise", r.spurious_noise.as_ref().map(unit).transpose()?)?;
+            c.set_item("skipped", r.skipped.iter().map(|s| (s.image.clone(), s.reason.clone())).collect::<Vec<_>>())?;
+            Ok(c)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    d.set_item("classes", classes)?;
+    Ok(d)
+}
