@@ -211,7 +211,10 @@ pub fn evaluate(
             _ => {
                 let result = ClassTest { masks, images: &images_root, params, progress }.run(classifier, class, cm)?;
                 if let Some(out) = output {
-                    write(&part(out.dir, class), (serde_json::to_string(&result).expect("plain data") + "\n").as_bytes())?;
+                    write(
+                        &part(out.dir, class),
+                        (serde_json::to_string(&result).expect("plain data") + "\n").as_bytes(),
+                    )?;
                 }
                 result
             }
@@ -315,7 +318,15 @@ impl ClassTest<'_> {
                 }
                 noisy.push(correct as f64 / items.len() as f64);
             }
-            Ok(Some(Unit { class, feature: None, rank: None, label: None, images: items.len(), clean: clean_acc, noisy }))
+            Ok(Some(Unit {
+                class,
+                feature: None,
+                rank: None,
+                label: None,
+                images: items.len(),
+                clean: clean_acc,
+                noisy,
+            }))
         };
         let of = |l: Label| cm.features.iter().filter(|f| f.label == l).collect::<Vec<_>>();
         let core_noise = unit(classifier, &format!("core/{class}"), &of(Label::Core))?;
@@ -389,7 +400,13 @@ fn report(results: Vec<ClassResult>, params: &EvalParams, name: impl Fn(usize) -
         }
         if let (Some(c), Some(s)) = (&r.spurious_noise, &r.core_noise) {
             let (core, spur) = (mean(&c.noisy), mean(&s.noisy));
-            t.rcs.push(vec![r.class.to_string(), name(r.class), pct(core), pct(spur), format!("{:.4}", rcs(core, spur))]);
+            t.rcs.push(vec![
+                r.class.to_string(),
+                name(r.class),
+                pct(core),
+                pct(spur),
+                format!("{:.4}", rcs(core, spur)),
+            ]);
         }
     }
     // Class-balanced accuracy per trial, then over trials.
@@ -454,4 +471,3 @@ impl EvalReport {
         write(&dir.join("summary.json"), self.summary_json().as_bytes())
     }
 }
-

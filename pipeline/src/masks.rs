@@ -51,6 +51,12 @@ impl MaskSet {
     /// Opens `dir`: its `index.jsonl`, or — for the paper's release — its layout with the
     /// labels of `annotations`. Classes and features are checked against `bounds`.
     pub fn open(dir: &Path, annotations: Option<&Path>, bounds: Bounds) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::Data(format!(
+                "{}: no such folder (give a `salient build` output or the paper's release)",
+                fsutil::shown(dir)
+            )));
+        }
         let index = dir.join(dataset::INDEX_FILE);
         let records: Vec<MaskRecord> = if index.exists() {
             dataset::parse_index(&fsutil::shown(&index), &fsutil::read_text(&index)?)?
@@ -89,13 +95,6 @@ impl MaskSet {
     pub fn fingerprint(&self) -> Result<String> {
         let index = self.root.join(dataset::INDEX_FILE);
         if index.exists() { file_sha256(&index) } else { Ok(format!("paper release at {}", self.root.display())) }
-    }
-
-    /// Every mask, class by class, features in rank order, images best first.
-    pub fn items(&self) -> impl Iterator<Item = (usize, &ClassMasks, &FeatureMasks, &MaskRef)> {
-        self.classes.iter().flat_map(|(&class, c)| {
-            c.features.iter().flat_map(move |f| f.images.iter().map(move |r| (class, c, f, r)))
-        })
     }
 
     /// A mask, `side × side` gray, checked against the SHA-256 the index gives for it. Paths stay
