@@ -24,15 +24,14 @@ fn ok(args: &[&str], cwd: &Path) -> String {
     stdout(&o)
 }
 
-/// Runs `salient`, asserts a one-line error containing `needle` and exit code 1.
+/// Runs `salient`, asserts a one-line error containing `needle` and exit code 1 (bad data).
 fn fails(args: &[&str], cwd: &Path, needle: &str) {
-    let o = salient(args, cwd);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "salient {args:?} should fail with 1:\n{err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line of error for {args:?}, got:\n{err}");
-    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{args:?}: {err}");
-    assert!(!err.contains("panicked") && !err.contains("internal error"), "{err}");
+    assert_one_line_error(&salient(args, cwd), needle);
+}
+
+/// Runs `salient`, asserts a one-line usage error containing `needle` and exit code 2.
+fn misused(args: &[&str], cwd: &Path, needle: &str) {
+    assert_usage_error(&salient(args, cwd), needle);
 }
 
 #[test]
@@ -172,7 +171,7 @@ fn convert_keeps_the_model_and_drops_the_rest() {
     let a = ok(&["predict", "-w", &legacy, "--json", &image("rocket.jpg")], dir.path());
     let b = ok(&["predict", "-w", "plain.safetensors", "--json", &image("rocket.jpg")], dir.path());
     assert_eq!(a, b, "the converted model predicts exactly as the original");
-    fails(&["convert", &legacy, "out.pt"], dir.path(), "safetensors");
+    misused(&["convert", &legacy, "out.pt"], dir.path(), "safetensors");
 }
 
 #[test]
@@ -231,13 +230,13 @@ fn bad_arguments_give_one_line_errors_and_leave_no_files() {
     let p = dir.path();
     let w = weights();
     let img = image("rocket.jpg");
-    fails(
+    misused(
         &["mask", "-w", &w, "-f", "256", &img, "-o", "m.png"],
         p,
         "feature 256 does not exist: this model has 256 features (0–255)",
     );
-    fails(&["rank", "-w", &w, "--class", "10", &img], p, "class 10 does not exist");
-    fails(&["mask", "-w", &w, "-f", "1", &img, "-o", "m.jpg"], p, "PNG");
+    misused(&["rank", "-w", &w, "--class", "10", &img], p, "class 10 does not exist");
+    misused(&["mask", "-w", &w, "-f", "1", &img, "-o", "m.jpg"], p, "PNG");
     fails(&["mask", "-w", &w, "-f", "1", &img, "-o", "no/such/dir/m.png"], p, "cannot write");
     fails(&["rank", "-w", &w, "--class", "1", p.to_str().unwrap()], p, "holds no JPEG, PNG or WebP images");
     let left: Vec<_> = std::fs::read_dir(p).unwrap().collect();

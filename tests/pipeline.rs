@@ -154,17 +154,19 @@ fn build_refuses_other_runs_and_bad_labels() {
     let s = setup(3);
     let w = weights();
     ok(&build_args(&s, &w, "ds"), &s.root);
+    // The output folder is an argument: its misuse is a usage error (exit 2)...
     let o = salient(&build_args(&s, &w, "ds"), &s.root);
-    assert!(stderr(&o).contains("already holds this run: pass --resume"), "{}", stderr(&o));
+    assert_usage_error(&o, "already holds this run: pass --resume");
     let mut other = build_args(&s, &w, "ds");
     other[8] = "5";
     other.push("--resume");
     let o = salient(&other, &s.root);
-    assert!(stderr(&o).contains("holds another run's data (its per_feature is 4)"), "{}", stderr(&o));
+    assert_usage_error(&o, "holds another run's data (its per_feature is 4)");
     std::fs::create_dir_all(s.root.join("full")).unwrap();
     std::fs::write(s.root.join("full/notes.txt"), "mine").unwrap();
     let o = salient(&build_args(&s, &w, "full"), &s.root);
-    assert!(stderr(&o).contains("is not empty and holds no Salient run"), "{}", stderr(&o));
+    assert_usage_error(&o, "is not empty and holds no Salient run");
+    // ... a file that cannot be used is not (exit 1).
     for (text, needle) in [
         ("klass,feature,label\n0,1,core\n", "line 1: unrecognized header"),
         ("class,feature,label\n0,1,core\n1,256,core\n", "line 3: feature 256 does not exist"),

@@ -89,7 +89,7 @@ fn the_release_needs_its_labels() {
     release(dir.path());
     let app = app().display().to_string();
     let o = salient(&["site", "--dataset", "release", "--app", &app, "-o", "site"], dir.path());
-    assert_one_line_error(&o, "has no index.jsonl: for the paper's release, give its labels with --annotations");
+    assert_usage_error(&o, "has no index.jsonl: for the paper's release, give its labels with --annotations");
     assert!(!dir.path().join("site/data/site.json").exists(), "nothing written");
 }
 

@@ -108,7 +108,7 @@ fn main() {
             // One line, whatever names the message quotes (a file name may hold a newline or
             // terminal escape codes).
             eprintln!("error: {}", salient_engine::fsutil::escape(&e.to_string()));
-            std::process::exit(1);
+            std::process::exit(e.exit_code());
         }
     }
 }

@@ -119,7 +119,7 @@ pub fn build(engine: &Engine, params: &BuildParams, progress: &dyn Progress) -> 
     let todo: Vec<(&ClassDir, &Vec<&Pair>)> =
         folder.classes.iter().filter_map(|c| by_class.get(&c.index).map(|pairs| (c, pairs))).collect();
     if todo.is_empty() {
-        return Err(Error::Usage(format!(
+        return Err(Error::Data(format!(
             "none of the class folders under {} has annotations in {}",
             p.images.display(),
             p.annotations.display()

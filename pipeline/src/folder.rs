@@ -53,7 +53,7 @@ impl ImageFolder {
             let path = entry.map_err(|e| salient_engine::Error::read(root, e))?.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
                 if path.is_dir() {
-                    return Err(Error::Usage(format!(
+                    return Err(Error::Data(format!(
                         "{}: the folder name is not UTF-8, so it cannot name a class: rename or move it",
                         fsutil::shown(&path)
                     )));
@@ -66,7 +66,7 @@ impl ImageFolder {
         }
         wnids.sort();
         if wnids.is_empty() {
-            return Err(Error::Usage(format!(
+            return Err(Error::Data(format!(
                 "{}: no class folders: expected the ImageNet layout ROOT/<wnid>/<image>.JPEG",
                 fsutil::shown(root)
             )));
@@ -74,7 +74,7 @@ impl ImageFolder {
         let (ids, stray): (Vec<&String>, Vec<&String>) = wnids.iter().partition(|w| imagenet::index_of(w).is_some());
         if model_classes == 1000 && !ids.is_empty() && !stray.is_empty() {
             let shown: Vec<String> = stray.iter().take(5).map(|s| fsutil::escape(s)).collect();
-            return Err(Error::Usage(format!(
+            return Err(Error::Data(format!(
                 "{}: {} folder(s) beside the WordNet-id class folders are not ImageNet classes ({}{}): move them out, or they would shift every class index",
                 fsutil::shown(root),
                 stray.len(),
@@ -84,7 +84,7 @@ impl ImageFolder {
         }
         let imagenet_ids = model_classes == 1000 && stray.is_empty();
         if !imagenet_ids && wnids.len() > model_classes {
-            return Err(Error::Usage(format!(
+            return Err(Error::Data(format!(
                 "{}: {} class folders, but the model has only {model_classes} classes",
                 fsutil::shown(root),
                 wnids.len()

@@ -31,10 +31,7 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             walk(p, &mut out, &mut seen)?;
             out[before..].sort();
             if out.len() == before {
-                return Err(Error::Usage(format!(
-                    "{}: the folder holds no JPEG, PNG or WebP images",
-                    fsutil::shown(p)
-                )));
+                return Err(Error::Data(format!("{}: the folder holds no JPEG, PNG or WebP images", fsutil::shown(p))));
             }
         } else {
             out.push(p.clone());

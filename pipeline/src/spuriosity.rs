@@ -120,7 +120,7 @@ pub fn spuriosity(params: &SpuriosityParams, progress: &dyn Progress) -> Result<
         write(&p.out.join("rankings").join(format!("{}.csv", class.wnid)), ranking.as_bytes())?;
     }
     if gaps.is_empty() {
-        return Err(Error::Usage(format!(
+        return Err(Error::Data(format!(
             "no class of {} has spurious features in {}",
             p.run.display(),
             p.annotations.display()

@@ -131,7 +131,7 @@ impl Manifest {
         let path = root.join("manifest.json");
         let text = salient_engine::fsutil::read_text(&path)?;
         serde_json::from_str(&text).map_err(|e| {
-            Error::Usage(format!(
+            Error::Data(format!(
                 "{}: not a synthetic benchmark manifest ({e}); make one with `salient synth generate`",
                 path.display()
             ))

@@ -148,7 +148,7 @@ pub fn train_model(
     let truths = read_truth(&a.data)?;
     let (train_set, _) = load_split(&a.data, &truths, "train")?;
     if train_set.is_empty() {
-        return Err(Error::Usage(format!("{}: no training images", a.data.display())));
+        return Err(Error::Data(format!("{}: no training images", a.data.display())));
     }
     let device = a.backend.device()?;
     let config = config(a.width, manifest.classes.len());

@@ -182,11 +182,21 @@ pub fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-/// Asserts that `o` failed with exit code 1 and one line of error containing `needle`, with no
-/// panic and no raw control character (a file name's newline or escape codes stay escaped).
+/// Asserts that `o` failed with exit code 1 (bad data, a file, a failed stage) and one line of
+/// error containing `needle`, with no panic and no raw control character (a file name's newline
+/// or escape codes stay escaped).
 pub fn assert_one_line_error(o: &Output, needle: &str) {
+    assert_error(o, 1, needle);
+}
+
+/// [`assert_one_line_error`] for a usage error: options that do not fit, exit code 2 (clap's).
+pub fn assert_usage_error(o: &Output, needle: &str) {
+    assert_error(o, 2, needle);
+}
+
+fn assert_error(o: &Output, code: i32, needle: &str) {
     let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "should fail with 1:\n{err}");
+    assert_eq!(o.status.code(), Some(code), "should fail with {code}:\n{err}");
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "expected one line of error, got:\n{err}");
     assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "expected {needle:?} in:\n{err}");

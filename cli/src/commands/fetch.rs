@@ -83,7 +83,7 @@ fn parse_sha256(s: &str) -> Result<String> {
 
 fn verify(path: &Path, actual: &str, expected: Option<&str>) -> Result<()> {
     match expected {
-        Some(e) if e != actual => Err(Error::Usage(format!(
+        Some(e) if e != actual => Err(Error::Data(format!(
             "{}: SHA-256 mismatch: expected {e}, found {actual}; delete the file and fetch again",
             path.display()
         ))),

@@ -186,7 +186,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     let root = args.dir.canonicalize().map_err(|e| Error::Usage(format!("{}: {e}", args.dir.display())))?;
     let listen_error = |e: &dyn std::fmt::Display| {
-        Error::Usage(format!("cannot listen on 127.0.0.1:{}: {e} (try another --port)", args.port))
+        Error::Serve(format!("cannot listen on 127.0.0.1:{}: {e} (try another --port)", args.port))
     };
     let listener =
         TcpListener::bind(("127.0.0.1", args.port)).and_then(with_write_timeout).map_err(|e| listen_error(&e))?;
@@ -204,7 +204,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
         dispatch(&server, &waiting, jobs)
     });
-    Err(Error::Usage(format!("stopped accepting connections: {error}")))
+    Err(Error::Serve(format!("stopped accepting connections: {error}")))
 }
 
 /// Requests that wait for the one being answered on their connection, by the client's address.

@@ -194,7 +194,7 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
         });
     }
     if records.is_empty() {
-        return Err(Error::Usage(format!("{}: the dataset holds no labelled masks", args.dataset.display())));
+        return Err(Error::Data(format!("{}: the dataset holds no labelled masks", args.dataset.display())));
     }
     // The view the masks were made on: the dataset's (ImageNet's for the paper's release).
     let view = match salient_pipeline::manifest::Manifest::read(&args.dataset) {
@@ -214,7 +214,7 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
         Some(p) => {
             let text = fsutil::read_text(p)?;
             serde_json::from_str(&text)
-                .map_err(|e| Error::Usage(format!("{}: not a notes file ({e})", fsutil::shown(p))))?
+                .map_err(|e| Error::Data(format!("{}: not a notes file ({e})", fsutil::shown(p))))?
         }
         None => SiteNotes::default(),
     };
@@ -248,7 +248,7 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
     let mut names: BTreeMap<(&str, &str), &str> = BTreeMap::new();
     for (source, r) in &sources {
         if let Some(other) = names.insert((&r.wnid, &r.image), source) {
-            return Err(Error::Usage(format!(
+            return Err(Error::Data(format!(
                 "{index_name}: the images {} and {} share the name `{}/{}`: each image of a class needs its own name",
                 fsutil::escape(other),
                 fsutil::escape(source),
@@ -282,7 +282,7 @@ fn write_site(args: &SiteArgs, app: &Path) -> Result<(SiteIndex, FitStats)> {
     };
     // An image that fails is an error, before any page names its thumbnail.
     if let Some((source, Err(e))) = thumbs.iter().find(|(_, done)| done.is_err()) {
-        return Err(Error::Usage(format!("{source}: {e}")));
+        return Err(Error::Data(format!("{source}: {e}")));
     }
 
     // Every mask as its map, read and fitted in parallel.
@@ -458,7 +458,7 @@ fn mask_map(root: &fsutil::Root, rel: &str, index_name: &str) -> Result<(MaskMap
     let img = decode::load_image(&path)?;
     let (w, h) = img.dimensions();
     if w != h || w < FINE_MAP_SIDE as u32 {
-        return Err(Error::Usage(format!(
+        return Err(Error::Data(format!(
             "{}: a mask must be square and at least {FINE_MAP_SIDE} pixels wide (it is {w}×{h})",
             fsutil::shown(&path)
         )));
