@@ -54,7 +54,8 @@ fn predict_json_contract() {
         let obj = line.as_object().unwrap();
         let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
         keys.sort();
-        assert_eq!(keys, ["features", "image", "logits", "top5"]);
+        assert_eq!(keys, ["features", "image", "logits", "schema", "top5"]);
+        assert_eq!(line["schema"], 1, "the layout's version");
         assert_eq!(line["image"], image(name));
         let top5 = line["top5"].as_array().unwrap();
         assert_eq!(top5.len(), 5);

@@ -40,6 +40,9 @@ pub fn thumb_path(wnid: &str, image: &str) -> String {
 /// overlays of images (the synthetic benchmark writes one).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SiteNotes {
+    /// Version of the notes' layout (the pipeline's `SCHEMA`; 1 when absent).
+    #[serde(default = "notes_schema")]
+    pub schema: u32,
     /// Class index → note.
     #[serde(default)]
     pub classes: std::collections::BTreeMap<usize, String>,
@@ -50,6 +53,10 @@ pub struct SiteNotes {
     /// the notes file.
     #[serde(default)]
     pub images: std::collections::BTreeMap<String, String>,
+}
+
+fn notes_schema() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

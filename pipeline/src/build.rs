@@ -55,6 +55,9 @@ pub struct BuildParams {
 /// The dataset's [`SUMMARY_FILE`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BuildSummary {
+    /// Version of this output's layout ([`crate::SCHEMA`]).
+    #[serde(default = "crate::schema")]
+    pub schema: u32,
     pub classes: usize,
     pub pairs: usize,
     pub core_pairs: usize,
@@ -137,7 +140,7 @@ pub fn build(engine: &Engine, params: &BuildParams, progress: &dyn Progress) -> 
     if !p.shard.is_whole() {
         manifest["shard"] = json!(format!("{}/{}", p.shard.index, p.shard.count));
     }
-    Manifest { kind: "build".into(), params: manifest }.claim(&p.out, p.resume)?;
+    Manifest::new("build", manifest).claim(&p.out, p.resume)?;
     remove_stale_temporaries(&p.out)?;
 
     let mine: Vec<&(&ClassDir, &Vec<&Pair>)> =
@@ -280,6 +283,7 @@ pub fn finalize(out: &Path) -> Result<BuildSummary> {
     write(&out.join(dataset::WORDNET_DICT_FILE), dataset::wordnet_dict_py(&wnids).as_bytes())?;
     let labels: Vec<Label> = parts.iter().flat_map(|p| p.pairs.iter().map(|(_, l)| *l)).collect();
     let summary = BuildSummary {
+        schema: crate::SCHEMA,
         classes: parts.len(),
         pairs: labels.len(),
         core_pairs: labels.iter().filter(|l| **l == Label::Core).count(),

@@ -147,6 +147,9 @@ pub struct ClassEntry {
 /// [`INDEX_FILE`]: how the ranking was done, and per class its top features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiscoverIndex {
+    /// Version of this output's layout ([`crate::SCHEMA`]).
+    #[serde(default = "crate::schema")]
+    pub schema: u32,
     pub group: Group,
     pub top: usize,
     pub per_feature: usize,
@@ -231,7 +234,7 @@ pub fn discover(engine: &Engine, params: &DiscoverParams, progress: &dyn Progres
     if !p.shard.is_whole() {
         manifest["shard"] = json!(format!("{}/{}", p.shard.index, p.shard.count));
     }
-    Manifest { kind: "discover".into(), params: manifest }.claim(&p.out, p.resume)?;
+    Manifest::new("discover", manifest).claim(&p.out, p.resume)?;
     remove_stale_temporaries(&p.out)?;
 
     // 1. The feature cache, one class folder at a time.
@@ -395,6 +398,7 @@ fn rank_and_render(
     let skipped: Vec<Skipped> = cache.iter().flat_map(|e| e.skipped.clone()).collect();
     write(&p.out.join("skipped.jsonl"), jsonl(&skipped).as_bytes())?;
     let index = DiscoverIndex {
+        schema: crate::SCHEMA,
         group: p.group,
         top: p.top,
         per_feature: p.per_feature,

@@ -26,9 +26,6 @@ use crate::manifest::{Manifest, file_sha256};
 use crate::masks::{ClassMasks, FeatureMasks, MaskSet};
 use crate::progress::Progress;
 
-/// Version of `summary.json`'s layout.
-pub const SUMMARY_SCHEMA: u32 = 1;
-
 /// A classifier under test.
 pub trait Classify {
     /// Logits `[n, classes]`, row-major, of `images`: `[n, 3, side, side]` in [0, 1], row-major.
@@ -188,7 +185,7 @@ pub fn evaluate(
             "seed": params.seed,
             "mask_quirk": params.mask_quirk,
         });
-        Manifest { kind: "eval".into(), params: params_json }.claim(out.dir, out.resume)?;
+        Manifest::new("eval", params_json).claim(out.dir, out.resume)?;
         remove_stale_temporaries(out.dir)?;
     }
     let done = |class: usize| output.is_some_and(|o| part(o.dir, class).exists());
@@ -430,7 +427,7 @@ fn report(results: Vec<ClassResult>, params: &EvalParams, name: impl Fn(usize) -
         images_skipped: results.iter().map(|r| r.skipped.len()).sum(),
         mask_quirk: params.mask_quirk,
         rcs: OverTrials::new(rcs_trials),
-        schema: SUMMARY_SCHEMA,
+        schema: crate::SCHEMA,
         seed: params.seed,
         sigma: params.sigma,
         spurious_accuracy: OverTrials::new(spurious_acc),

@@ -21,6 +21,9 @@ pub struct LabelsParams {
 /// The labels per class, with counts (`salient labels --json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelsReport {
+    /// Version of this output's layout ([`crate::SCHEMA`]).
+    #[serde(default = "crate::schema")]
+    pub schema: u32,
     pub summary: Summary,
     pub classes: Vec<ClassLabels>,
 }
@@ -28,5 +31,5 @@ pub struct LabelsReport {
 /// Reads the labels; answers not counted are reported through `progress`.
 pub fn labels(params: &LabelsParams, progress: &dyn Progress) -> Result<LabelsReport> {
     let annotations = load_annotations_reporting(&params.annotations, params.bounds, progress)?;
-    Ok(LabelsReport { summary: annotations.summary(), classes: annotations.class_labels() })
+    Ok(LabelsReport { schema: crate::SCHEMA, summary: annotations.summary(), classes: annotations.class_labels() })
 }

@@ -33,4 +33,14 @@ pub mod spuriosity;
 pub mod top;
 
 pub use error::{Error, Result};
+
+/// Version of the layout of every JSON file and JSON line Salient writes (each carries it as
+/// `schema`; a folder's `salient-run.json` also versions its JSON Lines files). Raised when a
+/// field changes meaning or goes away; new fields do not raise it.
+pub const SCHEMA: u32 = 1;
+
+/// [`SCHEMA`], for serde defaults: files written before the field existed have layout 1.
+pub fn schema() -> u32 {
+    SCHEMA
+}
 pub use progress::{Progress, Quiet};

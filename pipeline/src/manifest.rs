@@ -13,6 +13,9 @@ pub const MANIFEST_FILE: &str = "salient-run.json";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Version of this output's layout ([`crate::SCHEMA`]).
+    #[serde(default = "crate::schema")]
+    pub schema: u32,
     /// `discover`, `build`, `eval`.
     pub kind: String,
     /// Everything that determines the output.
@@ -20,6 +23,10 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    pub fn new(kind: impl Into<String>, params: Value) -> Self {
+        Manifest { schema: crate::SCHEMA, kind: kind.into(), params }
+    }
+
     pub fn text(&self) -> String {
         serde_json::to_string_pretty(self).expect("plain data") + "\n"
     }

@@ -95,7 +95,7 @@ pub fn merge(params: &MergeParams) -> Result<Merged> {
     if let Some(missing) = (0..count).find(|i| !seen.contains(i)) {
         return Err(Error::Usage(format!("shard {missing}/{count} is missing")));
     }
-    Manifest { kind: kind.clone(), params: base }.claim(&params.out, params.resume)?;
+    Manifest::new(kind.clone(), base).claim(&params.out, params.resume)?;
     for dir in &params.shards {
         copy_tree(dir, dir, &params.out)?;
     }

@@ -33,6 +33,9 @@ pub struct SpuriosityParams {
 /// [`SUMMARY_FILE`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpuriositySummary {
+    /// Version of this output's layout ([`crate::SCHEMA`]).
+    #[serde(default = "crate::schema")]
+    pub schema: u32,
     /// Classes with spurious features.
     pub classes: usize,
     pub k: usize,
@@ -129,8 +132,12 @@ pub fn spuriosity(params: &SpuriosityParams, progress: &dyn Progress) -> Result<
     let header =
         ["class_index", "class_name", "images", "k", "accuracy_most_spurious", "accuracy_least_spurious", "gap"];
     write(&p.out.join("spuriosity.csv"), table::csv(&header, rows).as_bytes())?;
-    let summary =
-        SpuriositySummary { classes: gaps.len(), k: p.k, mean_gap: gaps.iter().sum::<f64>() / gaps.len() as f64 };
+    let summary = SpuriositySummary {
+        schema: crate::SCHEMA,
+        classes: gaps.len(),
+        k: p.k,
+        mean_gap: gaps.iter().sum::<f64>() / gaps.len() as f64,
+    };
     write(&p.out.join(SUMMARY_FILE), summary.text().as_bytes())?;
     Ok(summary)
 }

@@ -46,6 +46,9 @@ impl Plan {
 /// `manifest.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Version of this output's layout ([`salient_pipeline::SCHEMA`]).
+    #[serde(default = "salient_pipeline::schema")]
+    pub schema: u32,
     pub plan: Plan,
     pub size: usize,
     pub classes: Vec<ManifestClass>,
@@ -116,6 +119,7 @@ impl Manifest {
             })
             .collect();
         Manifest {
+            schema: salient_pipeline::SCHEMA,
             plan,
             size: SIZE,
             classes,

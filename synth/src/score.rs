@@ -90,6 +90,9 @@ pub struct ModelScore {
 /// `RUN/score.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Score {
+    /// Version of this output's layout ([`salient_pipeline::SCHEMA`]).
+    #[serde(default = "salient_pipeline::schema")]
+    pub schema: u32,
     pub data: String,
     pub pairs: Vec<PairLabel>,
     /// Spurious pairs attributed to their class's planted cue / all pairs labelled spurious.
@@ -432,6 +435,7 @@ pub fn score(a: &ScoreParams, progress: &dyn Progress) -> Result<Scored> {
     let classes_found = planted.keys().filter(|&&c| spurious.iter().any(|p| p.class == c && hit(p))).count();
     let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
     let score = Score {
+        schema: salient_pipeline::SCHEMA,
         data: s(&a.data),
         precision: true_positives as f64 / spurious.len().max(1) as f64,
         recall: classes_found as f64 / planted.len().max(1) as f64,
@@ -462,7 +466,7 @@ fn write_site_notes(
     records: &[MaskRecord],
     regions_of: &BTreeMap<&str, Vec<u8>>,
 ) -> Result<()> {
-    let mut notes = salient_engine::site::SiteNotes::default();
+    let mut notes = salient_engine::site::SiteNotes { schema: salient_pipeline::SCHEMA, ..Default::default() };
     for c in &manifest.classes {
         let text = match &c.cue {
             Some(cue) => format!(
@@ -591,10 +595,10 @@ mod tests {
     #[test]
     fn a_stage_made_from_other_inputs_starts_afresh_and_a_matching_one_is_kept() {
         let dir = std::env::temp_dir().join(format!("salient-score-stale-{}", std::process::id()));
-        let stage = salient_pipeline::manifest::Manifest {
-            kind: "build".into(),
-            params: serde_json::json!({"annotations": "aa", "weights": "ww"}),
-        };
+        let stage = salient_pipeline::manifest::Manifest::new(
+            "build",
+            serde_json::json!({"annotations": "aa", "weights": "ww"}),
+        );
         stage.claim(&dir, false).unwrap();
         let quiet = salient_pipeline::Quiet;
         restart_if_stale(&dir, &[("weights", "ww"), ("annotations", "aa")], &quiet).unwrap();

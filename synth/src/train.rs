@@ -44,6 +44,9 @@ pub struct TrainParams {
 /// The training report, written beside the weights.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainReport {
+    /// Version of this output's layout ([`salient_pipeline::SCHEMA`]).
+    #[serde(default = "salient_pipeline::schema")]
+    pub schema: u32,
     pub command: String,
     pub config: String,
     pub epsilon: f32,
@@ -210,6 +213,7 @@ pub fn train_model(
     let cue_reliance = cue_reliance(&manifest, &test_truths, &predicted);
     let last = last.expect("at least one epoch");
     let report = TrainReport {
+        schema: salient_pipeline::SCHEMA,
         command: a.command.clone(),
         config: salient_engine::engine::describe(&config),
         epsilon: a.epsilon,

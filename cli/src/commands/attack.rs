@@ -51,6 +51,8 @@ pub struct AttackArgs {
 
 #[derive(Serialize)]
 struct Report {
+    /// Version of this output's layout ([`salient_pipeline::SCHEMA`]).
+    schema: u32,
     feature: usize,
     before: f32,
     after: f32,
@@ -79,7 +81,8 @@ pub fn run(args: AttackArgs) -> Result<()> {
         writeln!(
             out,
             "{}",
-            serde_json::to_string(&Report { feature: args.feature, before, after }).expect("plain data")
+            serde_json::to_string(&Report { schema: salient_pipeline::SCHEMA, feature: args.feature, before, after })
+                .expect("plain data")
         )?;
     } else {
         writeln!(

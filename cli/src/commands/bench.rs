@@ -53,6 +53,8 @@ struct BatchFigure {
 
 #[derive(Serialize)]
 struct Figures {
+    /// Version of this output's layout ([`salient_pipeline::SCHEMA`]).
+    schema: u32,
     model: String,
     backend: String,
     threads: usize,
@@ -121,6 +123,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         t.elapsed().as_secs_f64() / args.attack_steps as f64
     });
     let figures = Figures {
+        schema: salient_pipeline::SCHEMA,
         model: salient_engine::engine::describe(&engine.config),
         backend: args.model.backend.to_string(),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -50,6 +50,8 @@ struct Feature {
 
 #[derive(Serialize)]
 struct Explanation {
+    /// Version of this output's layout ([`salient_pipeline::SCHEMA`]).
+    schema: u32,
     image: String,
     class: usize,
     name: String,
@@ -84,7 +86,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
             });
         }
         let name = engine.class_name(class);
-        let e = Explanation { image: shown(path), class, name, prob, features };
+        let e = Explanation { schema: salient_pipeline::SCHEMA, image: shown(path), class, name, prob, features };
         if args.json {
             writeln!(out, "{}", serde_json::to_string(&e).expect("plain data"))?;
         } else {

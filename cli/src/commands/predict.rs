@@ -42,6 +42,8 @@ struct ClassProb {
 
 #[derive(Serialize)]
 struct Prediction<'a> {
+    /// Version of this output's layout ([`salient_pipeline::SCHEMA`]).
+    schema: u32,
     image: String,
     top5: Vec<ClassProb>,
     logits: &'a [f32],
@@ -60,7 +62,13 @@ pub fn run(args: PredictArgs) -> Result<()> {
             .map(|(class, prob)| ClassProb { class, name: engine.class_name(class), prob })
             .collect();
         if args.json {
-            let p = Prediction { image: path.display().to_string(), top5, logits: &o.logits, features: &o.features };
+            let p = Prediction {
+                schema: salient_pipeline::SCHEMA,
+                image: path.display().to_string(),
+                top5,
+                logits: &o.logits,
+                features: &o.features,
+            };
             writeln!(out, "{}", serde_json::to_string(&p).expect("plain data serializes"))?;
         } else {
             bar.suspend(|| -> Result<()> {

@@ -50,6 +50,8 @@ struct Ranked {
 
 #[derive(Serialize)]
 struct Ranking {
+    /// Version of this output's layout ([`salient_pipeline::SCHEMA`]).
+    schema: u32,
     class: usize,
     top: Vec<Ranked>,
 }
@@ -71,7 +73,12 @@ pub fn run(args: RankArgs) -> Result<()> {
             top_k(&fi, args.top).into_iter().map(|(feature, importance)| Ranked { feature, importance }).collect();
         let mut out = std::io::stdout().lock();
         if args.json {
-            writeln!(out, "{}", serde_json::to_string(&Ranking { class: args.class, top }).expect("plain data"))?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&Ranking { schema: salient_pipeline::SCHEMA, class: args.class, top })
+                    .expect("plain data")
+            )?;
         } else {
             let label = engine.class_label(args.class);
             writeln!(out, "{label}: top {} features over {} images", top.len(), mean.count())?;
