@@ -49,6 +49,12 @@ pub fn top_k(scores: &[f32], k: usize) -> Vec<(usize, f32)> {
     order.into_iter().take(k).map(|i| (i, scores[i])).collect()
 }
 
+/// The index of the largest score (the lowest index among equals; 0 for none): the top-1
+/// class of a logit vector, as [`top_k`] ranks it.
+pub fn argmax(scores: &[f32]) -> usize {
+    (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(b.cmp(&a))).unwrap_or(0)
+}
+
 /// Softmax of one logit vector.
 pub fn softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -67,6 +73,14 @@ mod tests {
         let fi = feature_importance(&features, &[1.0, -1.0, 5.0]);
         assert_eq!(fi, vec![2.0, -3.0, 0.0]);
         assert_eq!(top_k(&fi, 2), vec![(0, 2.0), (2, 0.0)]);
+    }
+
+    #[test]
+    fn argmax_breaks_ties_to_the_lower_index_as_top_k() {
+        for scores in [vec![0.5, 2.0, 2.0, -1.0], vec![f32::NEG_INFINITY; 3], vec![1.0, f32::NAN, 3.0, 3.0]] {
+            assert_eq!(argmax(&scores), top_k(&scores, 1)[0].0, "{scores:?}");
+        }
+        assert_eq!(argmax(&[]), 0);
     }
 
     #[test]

@@ -362,7 +362,7 @@ fn top1(classifier: &mut dyn Classify, images: Vec<f32>, n: usize, side: usize) 
     let c = logits.len() / n;
     Ok(logits
         .chunks(c)
-        .map(|row| (0..c).max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a))).unwrap_or(0))
+        .map(salient_engine::importance::argmax)
         .collect())
 }
 
