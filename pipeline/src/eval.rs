@@ -360,10 +360,7 @@ fn top1(classifier: &mut dyn Classify, images: Vec<f32>, n: usize, side: usize) 
         )));
     }
     let c = logits.len() / n;
-    Ok(logits
-        .chunks(c)
-        .map(salient_engine::importance::argmax)
-        .collect())
+    Ok(logits.chunks(c).map(salient_engine::importance::argmax).collect())
 }
 
 /// Percent with three decimals, as the reference CSVs.
