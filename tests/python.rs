@@ -123,6 +123,21 @@ fn the_model_answers_as_the_cli_does() {
     case("model", &[&s(&w), &s(&fixture("images"))]);
 }
 
+/// A full-size ResNet-50 through the package, from image files, against PyTorch + Pillow on the
+/// same weights (tests/fixtures/full/expected.json, as the CLI's parity test): logits to 1e-4.
+#[test]
+fn the_packages_resnet50_matches_pytorch_at_full_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("r50.safetensors");
+    salient_engine::checkpoint::write_safetensors(
+        &formula_weights(&salient_engine::ResNetConfig::resnet50(), &fixture("full/bn_resnet50.safetensors")),
+        &weights,
+        false,
+    )
+    .unwrap();
+    case("full_size", &[&s(&weights), &s(&fixture("images")), &s(&fixture("full/expected.json"))]);
+}
+
 #[test]
 fn bad_input_raises_clear_exceptions() {
     let b = bench();

@@ -178,6 +178,30 @@ def model(weights, images):
     raises(ValueError, "does not exist", m.mask, path, m.num_features)
 
 
+def full_size(weights, images, expected):
+    """A full-size ResNet-50 from image files through the package, against PyTorch + Pillow."""
+    e = json.loads(Path(expected).read_text())
+    want = e["models"]["resnet50"]
+    m = salient.Model(weights)
+    check(m.num_features == 2048 and len(m.class_names) == 1000 and m.view == (256, 224), f"{m}")
+    names = [n for n in e["images"] if Path(images, n).exists()]
+    check(len(names) >= 8, f"the fixture's photos: {names}")
+    views = m.view_of([str(Path(images, n)) for n in names])
+    logits = m.classify(np.stack(views).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+    worst = 0.0
+    for name, got in zip(names, logits):
+        ref = np.asarray(want["logits"][name], dtype=np.float32)
+        err = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-12))
+        check(err < 1e-4, f"{name}: logits relative error {err:.1e}")
+        worst = max(worst, err)
+    print(f"ResNet-50 through Python, {len(names)} photos: largest relative error of the logits {worst:.1e}")
+    top = m.predict(str(Path(images, names[0])), top=1)[0][0]
+    check(top == int(np.argmax(want["logits"][names[0]])), "predict's top class is PyTorch's")
+    from PIL import Image
+    photo = Path(images, "chelsea.png")
+    check(np.array_equal(m.view_of(Image.open(photo)), m.view_of(str(photo))), "a PIL image is the file")
+
+
 def bad_input(dataset, images, tmp):
     m = salient.Model(os.path.join(os.path.dirname(__file__), "..", "..", "models", "synth-robust.safetensors"))
     data = salient.Dataset(dataset, images=images, view=m.view)
