@@ -377,9 +377,29 @@ fn eval_reports_core_and_spurious_accuracy_reproducibly() {
     assert_eq!(single.lines().count(), 7);
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(e1.join("summary.json")).unwrap()).unwrap();
     for key in ["core_accuracy", "spurious_accuracy", "rcs"] {
-        assert_eq!(summary[key]["trials"].as_array().unwrap().len(), 2, "{key}");
-        assert!(summary[key]["mean"].is_f64() && summary[key]["ci95"].is_f64(), "{key}");
+        assert_eq!(summary["paper"][key]["trials"].as_array().unwrap().len(), 2, "{key}");
+        assert!(summary["paper"][key]["mean"].is_f64() && summary["paper"][key]["ci95"].is_f64(), "{key}");
     }
+    // The default RCS is the group's construction, from rcs_per_class.csv's class-balanced means.
+    assert_eq!(summary["schema"], 2);
+    let rows: Vec<Vec<f64>> = std::fs::read_to_string(e1.join("rcs_per_class.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').skip(2).map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "every class has core features");
+    assert_eq!(summary["images"].as_f64().unwrap(), rows.iter().map(|r| r[0]).sum::<f64>());
+    let balanced = |col: usize| rows.iter().map(|r| r[col] / 100.0).sum::<f64>() / rows.len() as f64;
+    let (core, spur) = (summary["core_accuracy"].as_f64().unwrap(), summary["spurious_accuracy"].as_f64().unwrap());
+    assert!((core - balanced(2)).abs() < 1e-5 && (spur - balanced(3)).abs() < 1e-5, "{summary}");
+    let a = (core + spur) / 2.0;
+    let expected = if a <= 0.0 || a >= 1.0 { 0.0 } else { (core - spur) / (2.0 * a.min(1.0 - a)) };
+    assert!((summary["rcs"].as_f64().unwrap() - expected).abs() < 1e-12, "{summary}");
+    let ci = summary["rcs_ci95"].as_array().unwrap();
+    assert!(ci[0].as_f64().unwrap() <= ci[1].as_f64().unwrap(), "{summary}");
+    let paper = std::fs::read_to_string(e1.join("rcs_per_class_paper.csv")).unwrap();
+    assert!(paper.starts_with("class_index,class_name,core_accuracy,spurious_accuracy,rcs\n"), "{paper}");
     let svg = std::fs::read_to_string(e1.join("core_vs_spurious.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.matches("<circle").count() == 3);
     // The paper's release has no index: labels come from --annotations.

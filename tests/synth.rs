@@ -139,10 +139,13 @@ fn the_pipeline_recovers_the_planted_cues() {
         let summary: Value =
             serde_json::from_str(&std::fs::read_to_string(p.join("run").join(eval).join("summary.json")).unwrap())
                 .unwrap();
-        for (k, s) in [("core_accuracy", "core_accuracy"), ("spurious_accuracy", "spurious_accuracy"), ("rcs", "rcs")] {
-            assert_eq!(m[k].as_f64(), summary[s]["mean"].as_f64(), "{k} of {eval}: {m}");
+        for k in ["core_accuracy", "spurious_accuracy", "rcs", "rcs_ci95"] {
+            assert_eq!(m[k], summary[k], "{k} of {eval}: {m}");
         }
-        assert_eq!(m["rcs_ci95"].as_f64(), summary["rcs"]["ci95"].as_f64(), "{m}");
+        let rho = &m["spearman_rate_vs_rcs"];
+        assert_eq!(rho["n"], 10, "every class has core features: {m}");
+        let (lo, hi) = (rho["ci95"][0].as_f64().unwrap(), rho["ci95"][1].as_f64().unwrap());
+        assert!(lo <= rho["rho"].as_f64().unwrap() && rho["rho"].as_f64().unwrap() <= hi, "{rho}");
         let (c, s) = (m["core_accuracy"].as_f64().unwrap(), m["spurious_accuracy"].as_f64().unwrap());
         let a = (c + s) / 2.0;
         assert!(0.0 < a && a < 1.0, "accuracies that leave RCS defined: {m}");

@@ -102,26 +102,122 @@ pub struct ClassResult {
     pub spurious_noise: Option<Unit>,
     /// Noise on one feature's regions at a time.
     pub single: Vec<Unit>,
+    /// The group's RCS construction on this class (`None` without core features).
+    pub core_vs_rest: Option<CoreVsRest>,
     pub skipped: Vec<Skipped>,
 }
+
+/// One class under the group's construction (HardImageNet `rfs.py`, CoRM): the same images —
+/// those with a core mask — with noise on the dilated core region, then with the same noise on
+/// its complement. Counts of images still classified right, per trial.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CoreVsRest {
+    pub images: usize,
+    /// Right without noise.
+    pub clean: usize,
+    /// Noise on the core region: what is left is spurious accuracy.
+    pub noise_on_core: Vec<usize>,
+    /// Noise on the rest: core accuracy.
+    pub noise_on_rest: Vec<usize>,
+}
+
+impl CoreVsRest {
+    /// Trials pooled, as `rfs.py` counts them.
+    fn accuracy(&self, correct: &[usize]) -> f64 {
+        correct.iter().sum::<usize>() as f64 / (self.images * correct.len()).max(1) as f64
+    }
+    pub fn core_accuracy(&self) -> f64 {
+        self.accuracy(&self.noise_on_rest)
+    }
+    pub fn spurious_accuracy(&self) -> f64 {
+        self.accuracy(&self.noise_on_core)
+    }
+}
+
+/// CoRM's dilation of a core mask: 15 passes of a max filter over a 5-wide cross (the pixel
+/// and two on each side, horizontally and vertically), then division by the global maximum.
+/// `mask`: `[side, side]` in [0, 1].
+pub fn dilate_core(mask: &[f32], side: usize) -> Vec<f32> {
+    const PASSES: usize = 15;
+    const REACH: usize = 2;
+    let mut cur = mask.to_vec();
+    let mut next = vec![0f32; cur.len()];
+    for _ in 0..PASSES {
+        for y in 0..side {
+            for x in 0..side {
+                let mut v = cur[y * side + x];
+                for d in 1..=REACH {
+                    if x >= d {
+                        v = v.max(cur[y * side + x - d]);
+                    }
+                    if x + d < side {
+                        v = v.max(cur[y * side + x + d]);
+                    }
+                    if y >= d {
+                        v = v.max(cur[(y - d) * side + x]);
+                    }
+                    if y + d < side {
+                        v = v.max(cur[(y + d) * side + x]);
+                    }
+                }
+                next[y * side + x] = v;
+            }
+        }
+        std::mem::swap(&mut cur, &mut next);
+    }
+    let max = cur.iter().copied().fold(0f32, f32::max);
+    if max > 0.0 {
+        cur.iter_mut().for_each(|v| *v /= max);
+    }
+    cur
+}
+
+/// Version of `summary.json`'s layout: 2 made `rcs` the group's construction (layout 1 had
+/// the paper's image sets' numbers at the top level, now under `paper`).
+pub const SUMMARY_SCHEMA: u32 = 2;
+
+/// What the default RCS is, in `summary.json`.
+pub const CONSTRUCTION: &str = "group: the images with a core mask, noise on the dilated core region vs on its \
+complement (the same draw), trials pooled, class-balanced (HardImageNet rfs.py, CoRM)";
 
 /// `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
+    /// Classes under the group's construction (those with core features).
+    pub classes: usize,
+    pub construction: &'static str,
+    /// Class-balanced accuracy with noise outside the dilated core regions.
+    pub core_accuracy: f64,
+    /// Images under the group's construction.
+    pub images: usize,
+    pub images_skipped: usize,
+    pub mask_quirk: bool,
+    /// The paper's construction: core and spurious accuracy on different image sets.
+    pub paper: PaperSummary,
+    /// Relative core sensitivity of the group's construction.
+    pub rcs: f64,
+    /// 95% percentile-bootstrap interval of `rcs` over classes (2000 resamples, seeded).
+    pub rcs_ci95: [f64; 2],
+    pub schema: u32,
+    pub seed: u64,
+    pub sigma: f32,
+    /// Class-balanced accuracy with noise on the dilated core regions.
+    pub spurious_accuracy: f64,
+    pub trials: u32,
+}
+
+/// The numbers of the paper's construction (its per-class CSVs, aggregated): spurious accuracy
+/// on the core features' images with noise on their core masks, core accuracy on the spurious
+/// features' images with noise on their spurious masks; RCS per trial.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PaperSummary {
     pub classes_with_core_features: usize,
     pub classes_with_spurious_features: usize,
     pub clean_accuracy_core_images: f64,
     pub clean_accuracy_spurious_images: f64,
     pub core_accuracy: OverTrials,
-    pub images_skipped: usize,
-    pub mask_quirk: bool,
-    /// Relative core sensitivity, from the class-balanced accuracies of each trial.
     pub rcs: OverTrials,
-    pub schema: u32,
-    pub seed: u64,
-    pub sigma: f32,
     pub spurious_accuracy: OverTrials,
-    pub trials: u32,
 }
 
 /// The per-class tables, as rows of text (the CSVs' columns).
@@ -132,8 +228,10 @@ pub struct Tables {
     pub spurious_noise: Vec<Vec<String>>,
     /// `noise_in_single_feature/std_<σ>.csv`.
     pub single: Vec<Vec<String>>,
-    /// `rcs_per_class.csv`.
+    /// `rcs_per_class.csv`: the group's construction.
     pub rcs: Vec<Vec<String>>,
+    /// `rcs_per_class_paper.csv`: the paper's construction, classes with both kinds of feature.
+    pub rcs_paper: Vec<Vec<String>>,
 }
 
 impl Tables {
@@ -148,7 +246,9 @@ impl Tables {
         "clean_accuracy",
         "noisy_accuracy",
     ];
-    pub const RCS: [&str; 5] = ["class_index", "class_name", "core_accuracy", "spurious_accuracy", "rcs"];
+    pub const RCS: [&str; 7] =
+        ["class_index", "class_name", "images", "clean_accuracy", "core_accuracy", "spurious_accuracy", "rcs"];
+    pub const RCS_PAPER: [&str; 5] = ["class_index", "class_name", "core_accuracy", "spurious_accuracy", "rcs"];
 }
 
 /// What the test found.
@@ -184,6 +284,7 @@ pub fn evaluate(
             "trials": params.trials,
             "seed": params.seed,
             "mask_quirk": params.mask_quirk,
+            "construction": "group+paper",
         });
         Manifest::new("eval", params_json).claim(out.dir, out.resume)?;
         remove_stale_temporaries(out.dir)?;
@@ -273,34 +374,37 @@ impl ClassTest<'_> {
             }
         }
         // A unit: images with, for each, the masks (pixelwise max) of the selected features that list it.
-        let unit = |classifier: &mut dyn Classify, key: &str, selected: &[&FeatureMasks]| -> Result<Option<Unit>> {
+        // Per image, the union (pixelwise max) of the selected features' masks, in [0, 1].
+        let masks_of = |selected: &[&FeatureMasks]| -> Result<Vec<(&str, Vec<f32>)>> {
             let mut per_image: BTreeMap<&str, image::GrayImage> = BTreeMap::new();
             for f in selected {
                 for r in &f.images {
-                    if !views.contains_key(r.name.as_str()) {
-                        continue;
-                    }
+                    let Some((&name, _)) = views.get_key_value(r.name.as_str()) else { continue };
                     let m = self.masks.load_mask(r, params.view.crop)?;
                     per_image
-                        .entry(&r.name)
+                        .entry(name)
                         .and_modify(|acc| {
                             acc.pixels_mut().zip(m.pixels()).for_each(|(a, b)| a.0[0] = a.0[0].max(b.0[0]))
                         })
                         .or_insert(m);
                 }
             }
-            if per_image.is_empty() {
-                return Ok(None);
-            }
-            let items: Vec<(&str, Vec<f32>)> = per_image
+            Ok(per_image
                 .into_iter()
                 .map(|(n, m)| {
                     let m = if params.mask_quirk { params.view.apply_gray(&m) } else { m };
                     (n, m.as_raw().iter().map(|v| f32::from(*v) / 255.0).collect())
                 })
-                .collect();
-            let clean_acc = items.iter().filter(|(n, _)| clean[n]).count() as f64 / items.len() as f64;
-            let mut noisy = Vec::new();
+                .collect())
+        };
+        // How many of `items` are still classified right with noise `σ·z·weight(m)` (z drawn
+        // from `key`), per trial.
+        let correct = |classifier: &mut dyn Classify,
+                       key: &str,
+                       items: &[(&str, Vec<f32>)],
+                       weight: fn(f32) -> f32|
+         -> Result<Vec<usize>> {
+            let mut per_trial = Vec::with_capacity(params.trials as usize);
             for trial in 0..params.trials {
                 let mut correct = 0usize;
                 for chunk in items.chunks(batch) {
@@ -309,12 +413,23 @@ impl ClassTest<'_> {
                         let start = x.len();
                         push_chw(&views[n], &mut x);
                         let z = gaussian_noise(params.seed, trial, &format!("{key}/{n}"), 3 * side * side);
-                        add_masked_noise(&mut x[start..], m, &z, params.sigma);
+                        let m: Vec<f32> = m.iter().map(|&v| weight(v)).collect();
+                        add_masked_noise(&mut x[start..], &m, &z, params.sigma);
                     }
                     correct += top1(classifier, x, chunk.len(), side)?.into_iter().filter(|p| *p == class).count();
                 }
-                noisy.push(correct as f64 / items.len() as f64);
+                per_trial.push(correct);
             }
+            Ok(per_trial)
+        };
+        let unit = |classifier: &mut dyn Classify, key: &str, selected: &[&FeatureMasks]| -> Result<Option<Unit>> {
+            let items = masks_of(selected)?;
+            if items.is_empty() {
+                return Ok(None);
+            }
+            let clean_acc = items.iter().filter(|(n, _)| clean[n]).count() as f64 / items.len() as f64;
+            let noisy =
+                correct(classifier, key, &items, |m| m)?.into_iter().map(|c| c as f64 / items.len() as f64).collect();
             Ok(Some(Unit {
                 class,
                 feature: None,
@@ -324,6 +439,24 @@ impl ClassTest<'_> {
                 clean: clean_acc,
                 noisy,
             }))
+        };
+        let of = |l: Label| cm.features.iter().filter(|f| f.label == l).collect::<Vec<_>>();
+        // The group's construction: the images with a core mask, noise on the dilated core
+        // region or on its complement, the same draw for both.
+        let core_vs_rest = {
+            let items: Vec<(&str, Vec<f32>)> =
+                masks_of(&of(Label::Core))?.into_iter().map(|(n, m)| (n, dilate_core(&m, side))).collect();
+            if items.is_empty() {
+                None
+            } else {
+                let key = format!("group/{class}");
+                Some(CoreVsRest {
+                    images: items.len(),
+                    clean: items.iter().filter(|(n, _)| clean[n]).count(),
+                    noise_on_core: correct(classifier, &key, &items, |m| m)?,
+                    noise_on_rest: correct(classifier, &key, &items, |m| 1.0 - m)?,
+                })
+            }
         };
         let of = |l: Label| cm.features.iter().filter(|f| f.label == l).collect::<Vec<_>>();
         let core_noise = unit(classifier, &format!("core/{class}"), &of(Label::Core))?;
@@ -337,7 +470,7 @@ impl ClassTest<'_> {
                 single.push(u);
             }
         }
-        Ok(ClassResult { class, core_noise, spurious_noise, single, skipped })
+        Ok(ClassResult { class, core_noise, spurious_noise, single, core_vs_rest, skipped })
     }
 }
 
@@ -373,7 +506,13 @@ fn mean(v: &[f64]) -> f64 {
 }
 
 fn report(results: Vec<ClassResult>, params: &EvalParams, name: impl Fn(usize) -> String) -> EvalReport {
-    let mut t = Tables { core_noise: Vec::new(), spurious_noise: Vec::new(), single: Vec::new(), rcs: Vec::new() };
+    let mut t = Tables {
+        core_noise: Vec::new(),
+        spurious_noise: Vec::new(),
+        single: Vec::new(),
+        rcs: Vec::new(),
+        rcs_paper: Vec::new(),
+    };
     for r in &results {
         if let Some(u) = &r.core_noise {
             t.core_noise.push(vec![r.class.to_string(), name(r.class), pct(u.clean), pct(mean(&u.noisy))]);
@@ -392,9 +531,21 @@ fn report(results: Vec<ClassResult>, params: &EvalParams, name: impl Fn(usize) -
                 pct(mean(&u.noisy)),
             ]);
         }
+        if let Some(g) = &r.core_vs_rest {
+            let (core, spur) = (g.core_accuracy(), g.spurious_accuracy());
+            t.rcs.push(vec![
+                r.class.to_string(),
+                name(r.class),
+                g.images.to_string(),
+                pct(g.clean as f64 / g.images as f64),
+                pct(core),
+                pct(spur),
+                format!("{:.4}", rcs(core, spur)),
+            ]);
+        }
         if let (Some(c), Some(s)) = (&r.spurious_noise, &r.core_noise) {
             let (core, spur) = (mean(&c.noisy), mean(&s.noisy));
-            t.rcs.push(vec![
+            t.rcs_paper.push(vec![
                 r.class.to_string(),
                 name(r.class),
                 pct(core),
@@ -403,7 +554,7 @@ fn report(results: Vec<ClassResult>, params: &EvalParams, name: impl Fn(usize) -
             ]);
         }
     }
-    // Class-balanced accuracy per trial, then over trials.
+    // The paper's construction: class-balanced accuracy per trial, then over trials.
     let per_trial = |pick: fn(&ClassResult) -> Option<&Unit>| -> Vec<f64> {
         (0..params.trials as usize)
             .map(|t| class_balanced(&results.iter().filter_map(pick).map(|u| u.noisy[t]).collect::<Vec<_>>()))
@@ -415,22 +566,77 @@ fn report(results: Vec<ClassResult>, params: &EvalParams, name: impl Fn(usize) -
     let clean = |pick: fn(&ClassResult) -> Option<&Unit>| {
         class_balanced(&results.iter().filter_map(pick).map(|u| u.clean).collect::<Vec<_>>())
     };
-    let summary = Summary {
+    let paper = PaperSummary {
         classes_with_core_features: results.iter().filter(|r| r.core_noise.is_some()).count(),
         classes_with_spurious_features: results.iter().filter(|r| r.spurious_noise.is_some()).count(),
         clean_accuracy_core_images: clean(|r| r.core_noise.as_ref()),
         clean_accuracy_spurious_images: clean(|r| r.spurious_noise.as_ref()),
         core_accuracy: OverTrials::new(core_acc),
+        rcs: OverTrials::new(rcs_trials),
+        spurious_accuracy: OverTrials::new(spurious_acc),
+    };
+    // The group's construction: per class, trials pooled; class-balanced; one RCS.
+    let groups: Vec<(f64, f64)> = results
+        .iter()
+        .filter_map(|r| r.core_vs_rest.as_ref().map(|g| (g.core_accuracy(), g.spurious_accuracy())))
+        .collect();
+    let balanced = |v: &[(f64, f64)]| {
+        (
+            class_balanced(&v.iter().map(|g| g.0).collect::<Vec<_>>()),
+            class_balanced(&v.iter().map(|g| g.1).collect::<Vec<_>>()),
+        )
+    };
+    let (core, spurious) = balanced(&groups);
+    let summary = Summary {
+        classes: groups.len(),
+        construction: CONSTRUCTION,
+        core_accuracy: core,
+        images: results.iter().filter_map(|r| r.core_vs_rest.as_ref()).map(|g| g.images).sum(),
         images_skipped: results.iter().map(|r| r.skipped.len()).sum(),
         mask_quirk: params.mask_quirk,
-        rcs: OverTrials::new(rcs_trials),
-        schema: crate::SCHEMA,
+        paper,
+        rcs: rcs(core, spurious),
+        rcs_ci95: bootstrap_rcs(&groups, params.seed),
+        schema: SUMMARY_SCHEMA,
         seed: params.seed,
         sigma: params.sigma,
-        spurious_accuracy: OverTrials::new(spurious_acc),
+        spurious_accuracy: spurious,
         trials: params.trials,
     };
     EvalReport { results, summary, tables: t }
+}
+
+/// 95% percentile-bootstrap interval of the class-balanced RCS: 2000 resamples of the classes
+/// (with replacement), from a stream seeded by `seed` alone. `[NaN, NaN]` without classes.
+pub fn bootstrap_rcs(per_class: &[(f64, f64)], seed: u64) -> [f64; 2] {
+    const RESAMPLES: usize = 2000;
+    let n = per_class.len();
+    if n == 0 {
+        return [f64::NAN, f64::NAN];
+    }
+    // SplitMix64: a fixed, portable stream.
+    let mut state = seed ^ 0x5851_f42d_4c95_7f2d;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut values: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            let (mut c, mut s) = (0.0, 0.0);
+            for _ in 0..n {
+                let (core, spur) = per_class[(next() % n as u64) as usize];
+                c += core;
+                s += spur;
+            }
+            rcs(c / n as f64, s / n as f64)
+        })
+        .collect();
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((q * (RESAMPLES - 1) as f64).round() as usize).min(RESAMPLES - 1)];
+    [at(0.025), at(0.975)]
 }
 
 impl EvalReport {
@@ -451,17 +657,49 @@ impl EvalReport {
         )?;
         write(&dir.join("noise_in_single_feature").join(&file), csv(&Tables::SINGLE, &t.single).as_bytes())?;
         write(&dir.join("rcs_per_class.csv"), csv(&Tables::RCS, &t.rcs).as_bytes())?;
+        write(&dir.join("rcs_per_class_paper.csv"), csv(&Tables::RCS_PAPER, &t.rcs_paper).as_bytes())?;
         let points: Vec<(usize, f64, f64)> = self
             .results
             .iter()
-            .filter_map(|r| match (&r.spurious_noise, &r.core_noise) {
-                (Some(c), Some(s)) => Some((r.class, mean(&c.noisy), mean(&s.noisy))),
-                _ => None,
-            })
+            .filter_map(|r| r.core_vs_rest.as_ref().map(|g| (r.class, g.core_accuracy(), g.spurious_accuracy())))
             .collect();
         write(&dir.join("core_vs_spurious.svg"), crate::plot::core_vs_spurious(&points, sigma).as_bytes())?;
         let skipped: Vec<Skipped> = self.results.iter().flat_map(|r| r.skipped.clone()).collect();
         write(&dir.join("skipped.jsonl"), jsonl(&skipped).as_bytes())?;
         write(&dir.join("summary.json"), self.summary_json().as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dilation_grows_a_point_into_a_diamond_and_renormalizes() {
+        let side = 80;
+        let mut m = vec![0f32; side * side];
+        m[40 * side + 40] = 0.5;
+        let d = dilate_core(&m, side);
+        // 15 passes of a cross reaching 2: the points 15 moves of at most 2 along one axis away.
+        for y in 0..side {
+            for x in 0..side {
+                let moves = (x.abs_diff(40) + 1) / 2 + (y.abs_diff(40) + 1) / 2;
+                assert_eq!(d[y * side + x], if moves <= 15 { 1.0 } else { 0.0 }, "({x}, {y})");
+            }
+        }
+        assert_eq!(dilate_core(&vec![0f32; 16], 4), vec![0f32; 16], "an empty mask stays empty");
+    }
+
+    #[test]
+    fn bootstrap_is_seeded_and_brackets_the_estimate() {
+        let per_class: Vec<(f64, f64)> = (0..20).map(|i| (0.5 + 0.02 * i as f64, 0.4 - 0.01 * i as f64)).collect();
+        let ci = bootstrap_rcs(&per_class, 3);
+        assert_eq!(ci, bootstrap_rcs(&per_class, 3));
+        assert_ne!(ci, bootstrap_rcs(&per_class, 4));
+        let n = per_class.len() as f64;
+        let point = rcs(per_class.iter().map(|p| p.0).sum::<f64>() / n, per_class.iter().map(|p| p.1).sum::<f64>() / n);
+        assert!(ci[0] < point && point < ci[1], "{ci:?} around {point}");
+        let same = bootstrap_rcs(&[(0.8, 0.4); 5], 0);
+        assert_eq!(same[0], same[1], "no spread between identical classes");
     }
 }

@@ -7,7 +7,6 @@ use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use salient_engine::evaluation::OverTrials;
 use salient_engine::preprocess::View;
 use salient_pipeline::eval::{Classify, EvalOutput, EvalParams, Tables, Unit, evaluate};
 
@@ -94,28 +93,8 @@ pub fn noise_eval<'py>(
         Ok(r) => r,
         Err(e) => return Err(classifier.raised.take().unwrap_or_else(|| to_py(e))),
     };
+    // The summary travels as summary.json's text (the package parses it): one layout, the CLI's.
     let d = PyDict::new(py);
-    let s = &report.summary;
-    let over = |o: &OverTrials| -> PyResult<Bound<'py, PyDict>> {
-        let t = PyDict::new(py);
-        t.set_item("mean", o.mean)?;
-        t.set_item("ci95", o.ci95)?;
-        t.set_item("trials", o.trials.clone())?;
-        Ok(t)
-    };
-    d.set_item("core_accuracy", over(&s.core_accuracy)?)?;
-    d.set_item("spurious_accuracy", over(&s.spurious_accuracy)?)?;
-    d.set_item("rcs", over(&s.rcs)?)?;
-    d.set_item("clean_accuracy_core_images", s.clean_accuracy_core_images)?;
-    d.set_item("clean_accuracy_spurious_images", s.clean_accuracy_spurious_images)?;
-    d.set_item("classes_with_core_features", s.classes_with_core_features)?;
-    d.set_item("classes_with_spurious_features", s.classes_with_spurious_features)?;
-    d.set_item("images_skipped", s.images_skipped)?;
-    d.set_item("sigma", s.sigma)?;
-    d.set_item("trials", s.trials)?;
-    d.set_item("seed", s.seed)?;
-    d.set_item("mask_quirk", s.mask_quirk)?;
-    d.set_item("schema", s.schema)?;
     d.set_item("summary_json", report.summary_json())?;
     let table = |header: &[&str], rows: &[Vec<String>]| -> PyResult<Vec<Bound<'py, PyDict>>> {
         rows.iter()
@@ -143,6 +122,7 @@ pub fn noise_eval<'py>(
     tables.set_item("noise_in_spurious_features", table(&Tables::SPURIOUS_NOISE, &t.spurious_noise)?)?;
     tables.set_item("noise_in_single_feature", table(&Tables::SINGLE, &t.single)?)?;
     tables.set_item("rcs_per_class", table(&Tables::RCS, &t.rcs)?)?;
+    tables.set_item("rcs_per_class_paper", table(&Tables::RCS_PAPER, &t.rcs_paper)?)?;
     d.set_item("tables", tables)?;
     let unit = |u: &Unit| -> PyResult<Bound<'py, PyDict>> {
         let x = PyDict::new(py);
@@ -159,6 +139,16 @@ pub fn noise_eval<'py>(
             c.set_item("class", r.class)?;
             c.set_item("core_noise", r.core_noise.as_ref().map(unit).transpose()?)?;
             c.set_item("spurious_noise", r.spurious_noise.as_ref().map(unit).transpose()?)?;
+            if let Some(g) = &r.core_vs_rest {
+                let x = PyDict::new(py);
+                x.set_item("images", g.images)?;
+                x.set_item("clean", g.clean)?;
+                x.set_item("noise_on_core", g.noise_on_core.clone())?;
+                x.set_item("noise_on_rest", g.noise_on_rest.clone())?;
+                x.set_item("core_accuracy", g.core_accuracy())?;
+                x.set_item("spurious_accuracy", g.spurious_accuracy())?;
+                c.set_item("core_vs_rest", x)?;
+            }
             c.set_item("skipped", r.skipped.iter().map(|s| (s.image.clone(), s.reason.clone())).collect::<Vec<_>>())?;
             Ok(c)
         })

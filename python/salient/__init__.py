@@ -14,6 +14,7 @@ Images may be file paths, PIL images or numpy arrays ([H, W, 3] uint8, [H, W] gr
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Callable, Optional, Sequence
 
@@ -150,9 +151,11 @@ def noise_eval(
     the dataset was opened with. `out`: also write the CLI's report files there
     (per-class CSVs, summary.json, core_vs_spurious.svg); `resume` continues a stopped run.
 
-    Returns a dict: `core_accuracy`, `spurious_accuracy`, `rcs` (each `mean`, `ci95`,
-    `trials`), clean accuracies, class counts, `tables` (the per-class CSVs as lists of
-    dicts), `classes` (per-class units) and `summary_json` (summary.json's exact text).
+    Returns summary.json's fields — `rcs` with `rcs_ci95` (a bootstrap interval over classes),
+    `core_accuracy` and `spurious_accuracy` of the group's construction (the same images, noise on
+    the dilated core region vs its complement), and `paper` (the paper's construction: its
+    accuracies and RCS over trials) — plus `tables` (the per-class CSVs as lists of dicts),
+    `classes` (per-class counts) and `summary_json` (summary.json's exact text).
     """
     if not callable(classify):
         raise TypeError("classify must be a callable from images [N, 3, S, S] to logits [N, classes]")
@@ -166,7 +169,7 @@ def noise_eval(
     def call(x: np.ndarray) -> np.ndarray:
         return _logits(classify(x))
 
-    return _noise_eval(
+    out_dict = _noise_eval(
         call,
         dataset,
         float(sigma),
@@ -181,6 +184,9 @@ def noise_eval(
         model_id,
         bool(progress),
     )
+    result = json.loads(out_dict["summary_json"])
+    result.update(out_dict)
+    return result
 
 
 def _callable_id(f: Any) -> str:

@@ -80,11 +80,63 @@ pub struct ModelScore {
     pub core_accuracy: f64,
     pub spurious_accuracy: f64,
     pub rcs: f64,
-    pub rcs_ci95: f64,
-    /// Per class: (WordNet id, planted rate, RCS).
+    /// 95% bootstrap interval of `rcs` over classes.
+    pub rcs_ci95: [f64; 2],
+    /// Per class: (WordNet id, planted rate, RCS), the group's construction.
     pub rcs_per_class: Vec<(String, f64, f64)>,
-    /// Spearman's ρ between planted rate and RCS over the classes with both kinds of feature.
-    pub spearman_rate_vs_rcs: Option<f64>,
+    /// Spearman's ρ between planted rate and per-class RCS. A class that leans on its cue
+    /// should lose less to noise on its core: the hypothesis is ρ < 0.
+    pub spearman_rate_vs_rcs: Option<Correlation>,
+}
+
+/// A rank correlation with its evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct Correlation {
+    pub rho: f64,
+    /// Classes it is computed over.
+    pub n: usize,
+    /// 95% percentile-bootstrap interval over classes (2000 resamples, seeded).
+    pub ci95: [f64; 2],
+    /// `supports ρ < 0`, `contradicts ρ < 0`, or `inconclusive` (the interval spans 0).
+    pub verdict: &'static str,
+}
+
+impl Correlation {
+    /// ρ of `x` and `y`, with its interval; `None` under 3 points or without spread.
+    pub fn new(x: &[f64], y: &[f64], seed: u64) -> Option<Self> {
+        let rho = spearman(x, y)?;
+        let n = x.len();
+        let mut state = seed ^ 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let mut values: Vec<f64> = (0..2000)
+            .filter_map(|_| {
+                let idx: Vec<usize> = (0..n).map(|_| (next() % n as u64) as usize).collect();
+                let (xs, ys): (Vec<f64>, Vec<f64>) = idx.iter().map(|&i| (x[i], y[i])).unzip();
+                spearman(&xs, &ys)
+            })
+            .collect();
+        values.sort_by(f64::total_cmp);
+        let ci95 = if values.is_empty() {
+            [f64::NAN, f64::NAN]
+        } else {
+            let at = |q: f64| values[((q * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)];
+            [at(0.025), at(0.975)]
+        };
+        let verdict = if ci95[1] < 0.0 {
+            "supports ρ < 0"
+        } else if ci95[0] > 0.0 {
+            "contradicts ρ < 0"
+        } else {
+            "inconclusive"
+        };
+        Some(Correlation { rho, n, ci95, verdict })
+    }
 }
 
 /// `RUN/score.json`.
@@ -250,29 +302,26 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
 }
 
 fn model_score(weights: &Path, report: &EvalReport, manifest: &Manifest) -> ModelScore {
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    // Per class, RCS as rcs_per_class.csv gives it (4 decimals): the classes with both kinds.
+    // Per class, RCS as rcs_per_class.csv gives it (4 decimals): the group's construction.
     let rows: Vec<(String, f64, f64)> = report
         .results
         .iter()
-        .filter_map(|r| match (&r.spurious_noise, &r.core_noise) {
-            (Some(c), Some(s)) => {
-                let value: f64 = format!("{:.4}", rcs(mean(&c.noisy), mean(&s.noisy))).parse().expect("a number");
-                manifest.classes.get(r.class).map(|m| (m.wnid.clone(), m.train_rate, value))
-            }
-            _ => None,
+        .filter_map(|r| {
+            let g = r.core_vs_rest.as_ref()?;
+            let value: f64 = format!("{:.4}", rcs(g.core_accuracy(), g.spurious_accuracy())).parse().expect("a number");
+            manifest.classes.get(r.class).map(|m| (m.wnid.clone(), m.train_rate, value))
         })
         .collect();
     let (x, y): (Vec<f64>, Vec<f64>) = rows.iter().map(|r| (r.1, r.2)).unzip();
     let summary = &report.summary;
     ModelScore {
         weights: s(weights),
-        core_accuracy: summary.core_accuracy.mean,
-        spurious_accuracy: summary.spurious_accuracy.mean,
-        rcs: summary.rcs.mean,
-        rcs_ci95: summary.rcs.ci95,
+        core_accuracy: summary.core_accuracy,
+        spurious_accuracy: summary.spurious_accuracy,
+        rcs: summary.rcs,
+        rcs_ci95: summary.rcs_ci95,
         rcs_per_class: rows,
-        spearman_rate_vs_rcs: spearman(&x, &y),
+        spearman_rate_vs_rcs: Correlation::new(&x, &y, summary.seed),
     }
 }
 
@@ -553,19 +602,28 @@ impl fmt::Display for Scored {
         )?;
         writeln!(
             f,
-            "{:<8} {:>14} {:>18} {:>16} {:>24}",
-            "model", "core accuracy", "spurious accuracy", "RCS", "Spearman(rate, RCS)"
+            "noise test, the group's construction (the same images, noise on the dilated core vs the rest); \
+             hypothesis: the more a class's cue was planted, the lower its RCS (Spearman ρ < 0)"
+        )?;
+        writeln!(
+            f,
+            "{:<8} {:>14} {:>18} {:>24} {:>40}",
+            "model", "core accuracy", "spurious accuracy", "RCS [95% CI]", "Spearman ρ(rate, RCS) [95% CI], n"
         )?;
         for (name, m) in ["robust", "plain"].iter().zip(&score.models) {
+            let rho = m.spearman_rate_vs_rcs.as_ref().map_or("n/a (<3 classes)".into(), |c| {
+                format!("{:+.2} [{:+.2}, {:+.2}], n={}: {}", c.rho, c.ci95[0], c.ci95[1], c.n, c.verdict)
+            });
             writeln!(
                 f,
-                "{:<8} {:>13.1}% {:>17.1}% {:>9.3} ±{:.3} {:>24}",
+                "{:<8} {:>13.1}% {:>17.1}% {:>7.3} [{:+.3}, {:+.3}] {:>40}",
                 name,
                 100.0 * m.core_accuracy,
                 100.0 * m.spurious_accuracy,
                 m.rcs,
-                m.rcs_ci95,
-                m.spearman_rate_vs_rcs.map_or("n/a (<3 classes)".into(), |r| format!("{r:.2}"))
+                m.rcs_ci95[0],
+                m.rcs_ci95[1],
+                rho
             )?;
         }
         write!(f, "wrote {}", self.path.display())
