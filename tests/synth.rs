@@ -143,7 +143,8 @@ fn the_pipeline_recovers_the_planted_cues() {
             assert_eq!(m[k], summary[k], "{k} of {eval}: {m}");
         }
         let rho = &m["spearman_rate_vs_rcs"];
-        assert_eq!(rho["n"], 10, "every class has core features: {m}");
+        assert_eq!(rho["n"], summary["classes"], "one point per class with core features: {m}");
+        assert!(rho["n"].as_u64().unwrap() >= 5, "{m}");
         let (lo, hi) = (rho["ci95"][0].as_f64().unwrap(), rho["ci95"][1].as_f64().unwrap());
         assert!(lo <= rho["rho"].as_f64().unwrap() && rho["rho"].as_f64().unwrap() <= hi, "{rho}");
         let (c, s) = (m["core_accuracy"].as_f64().unwrap(), m["spurious_accuracy"].as_f64().unwrap());

@@ -155,13 +155,32 @@ pub struct Score {
     pub spurious_pairs: usize,
     pub planted_classes: usize,
     pub classes_found: usize,
-    /// Mean IoU@0.5 of spurious masks with their cue's region (images holding the cue).
+    /// Mean IoU@0.5 of spurious masks with their cue's region, over the images holding the cue.
     pub iou_spurious: f64,
     pub iou_spurious_masks: usize,
+    /// The same over every image a spurious mask was made for: on an image without the cue a
+    /// mask that lights up anything scores 0 (a miss), a dark one 1.
+    pub iou_spurious_all: f64,
+    pub iou_spurious_all_masks: usize,
+    /// Each planted cue: found or not, with its size.
+    pub cues: Vec<CueFound>,
     /// Mean IoU@0.5 of core masks with the object.
     pub iou_core: f64,
     pub iou_core_masks: usize,
     pub models: Vec<ModelScore>,
+}
+
+/// One planted cue, and whether discovery found it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CueFound {
+    pub class: String,
+    pub cue: String,
+    /// Share of the class's training images that carry it.
+    pub train_rate: f64,
+    /// Mean share of the image it covers, over the test images that carry it.
+    pub area: f64,
+    /// A top-5 feature of the class was labelled spurious looking at it.
+    pub found: bool,
 }
 
 /// What a score run found, with the benchmark's manifest to print it against.
@@ -271,6 +290,11 @@ fn iou(mask: &[u8], truth: &[bool]) -> Option<f64> {
     truth.iter().any(|&t| t).then(|| inter as f64 / union.max(1) as f64)
 }
 
+/// [`iou`] on any image: without truth pixels, 1 for a mask with nothing at 0.5, else 0.
+fn iou_any(mask: &[u8], truth: &[bool]) -> f64 {
+    iou(mask, truth).unwrap_or(if mask.iter().any(|&m| m >= 128) { 0.0 } else { 1.0 })
+}
+
 /// Spearman's ρ (average ranks for ties); `None` under 3 points.
 pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
     if x.len() < 3 {
@@ -351,7 +375,8 @@ pub fn score(a: &ScoreParams, progress: &dyn Progress) -> Result<Scored> {
         out: discover_dir.clone(),
         classes: None,
         top: 5,
-        group: Group::Label,
+        // The paper's grouping: a class's images are those the model predicts as it.
+        group: Group::Predicted,
         per_feature: 65,
         show: 5,
         attack_steps: a.attack_steps,
@@ -414,7 +439,7 @@ pub fn score(a: &ScoreParams, progress: &dyn Progress) -> Result<Scored> {
             regions_of.insert(&r.source, read_regions(&a.data, truth)?);
         }
     }
-    let (mut iou_s, mut iou_c) = (Vec::new(), Vec::new());
+    let (mut iou_s, mut iou_s_all, mut iou_c) = (Vec::new(), Vec::new(), Vec::new());
     for r in &records {
         let Some(regions) = regions_of.get(r.source.as_str()) else { continue };
         let mask_path = dataset.join(&r.mask);
@@ -430,7 +455,9 @@ pub fn score(a: &ScoreParams, progress: &dyn Progress) -> Result<Scored> {
             Label::Spurious => {
                 let Some(cue) = label_of.get(&(r.class, r.feature)).and_then(|p| p.cue.as_deref()) else { continue };
                 let bit = 1u8 << Cue::ALL.iter().find(|c| c.name() == cue).map_or(0, |c| c.index());
-                iou_s.extend(iou(&mask, &regions.iter().map(|&g| g != OBJECT && g & bit != 0).collect::<Vec<_>>()));
+                let truth: Vec<bool> = regions.iter().map(|&g| g != OBJECT && g & bit != 0).collect();
+                iou_s.extend(iou(&mask, &truth));
+                iou_s_all.push(iou_any(&mask, &truth));
             }
         }
     }
@@ -483,6 +510,27 @@ pub fn score(a: &ScoreParams, progress: &dyn Progress) -> Result<Scored> {
     let true_positives = spurious.iter().filter(|p| hit(p)).count();
     let classes_found = planted.keys().filter(|&&c| spurious.iter().any(|p| p.class == c && hit(p))).count();
     let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let cues = manifest
+        .classes
+        .iter()
+        .filter_map(|c| {
+            let cue = c.cue.as_deref()?;
+            let bit = 1u8 << Cue::ALL.iter().find(|k| k.name() == cue).map_or(0, |k| k.index());
+            let areas: Vec<f64> = regions_of
+                .iter()
+                .filter(|(source, _)| source.starts_with(&format!("{}/", c.wnid)))
+                .map(|(_, g)| g.iter().filter(|&&v| v != OBJECT && v & bit != 0).count() as f64 / g.len() as f64)
+                .filter(|&a| a > 0.0)
+                .collect();
+            Some(CueFound {
+                class: c.wnid.clone(),
+                cue: cue.to_owned(),
+                train_rate: c.train_rate,
+                area: mean(&areas),
+                found: spurious.iter().any(|p| p.class == c.index && hit(p)),
+            })
+        })
+        .collect();
     let score = Score {
         schema: salient_pipeline::SCHEMA,
         data: s(&a.data),
@@ -494,6 +542,9 @@ pub fn score(a: &ScoreParams, progress: &dyn Progress) -> Result<Scored> {
         classes_found,
         iou_spurious: mean(&iou_s),
         iou_spurious_masks: iou_s.len(),
+        iou_spurious_all: mean(&iou_s_all),
+        iou_spurious_all_masks: iou_s_all.len(),
+        cues,
         iou_core: mean(&iou_c),
         iou_core_masks: iou_c.len(),
         models,
@@ -597,9 +648,26 @@ impl fmt::Display for Scored {
         )?;
         writeln!(
             f,
-            "masks, IoU at 0.5: spurious vs cue region {:.3} ({} masks), core vs object {:.3} ({} masks)",
-            score.iou_spurious, score.iou_spurious_masks, score.iou_core, score.iou_core_masks
+            "masks, IoU at 0.5: spurious vs cue region {:.3} over the {} images holding the cue, {:.3} over all {} \
+             (0 where a mask lights up a cue-free image); core vs object {:.3} ({} masks)",
+            score.iou_spurious,
+            score.iou_spurious_masks,
+            score.iou_spurious_all,
+            score.iou_spurious_all_masks,
+            score.iou_core,
+            score.iou_core_masks
         )?;
+        for c in &score.cues {
+            writeln!(
+                f,
+                "  cue {:<10} in {:<12} train rate {:>4.0}%, covers {:>4.1}% of the image: {}",
+                c.cue,
+                c.class,
+                100.0 * c.train_rate,
+                100.0 * c.area,
+                if c.found { "found" } else { "missed" }
+            )?;
+        }
         writeln!(
             f,
             "noise test, the group's construction (the same images, noise on the dilated core vs the rest); \
