@@ -85,7 +85,8 @@ dist/index.html: $(APP_SOURCES)
 # The Python package (python/) in its own virtual environment, $(VENV): what `pip install ./python`
 # does on any machine, with maturin, numpy and Pillow (the tests read PNG masks with it) installed
 # first so the build needs no isolated environment. Rebuilt when the Rust or Python sources change.
-VENV := $(CACHE)/venv
+# One environment per clone (named by its path): two clones never test each other's package.
+VENV := $(CACHE)/venv-$(shell printf %s "$(CURDIR)" | sha256sum | cut -c1-12)
 PYTHON := $(VENV)/bin/python
 PYTHON_SOURCES := $(shell find python engine/src engine/data pipeline/src -type f -not -path '*/__pycache__/*' 2>/dev/null) \
 	Cargo.toml Cargo.lock python/Cargo.toml python/pyproject.toml engine/Cargo.toml pipeline/Cargo.toml

@@ -15,8 +15,8 @@ fn python() -> PathBuf {
     let p = std::env::var_os("SALIENT_PYTHON").map(PathBuf::from).unwrap_or_default();
     assert!(
         p.is_file(),
-        "$SALIENT_PYTHON must name a Python with the salient package installed (`make python` makes \
-         ~/.cache/salient/venv/bin/python); it is {p:?}"
+        "$SALIENT_PYTHON must name a Python with the salient package installed (`make python` makes one \
+         in ~/.cache/salient/venv-*, and `make test` passes it); it is {p:?}"
     );
     p
 }
