@@ -346,6 +346,33 @@ fn discover_ranks_from_its_cache_and_renders_pairs() {
     let csv = std::fs::read_to_string(s.root.join("spur/spuriosity.csv")).unwrap();
     assert!(csv.starts_with("class_index,class_name,images,k,accuracy_most_spurious,accuracy_least_spurious,gap\n"));
     assert_eq!(std::fs::read_to_string(s.root.join("spur/rankings/n00000001.csv")).unwrap().lines().count(), 5);
+    // The published gap pools the k-image ends of every class.
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.root.join("spur/summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["images_per_end"], 3, "k = 1 image at each end of 3 classes");
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').take(3).map(|v| v.parse::<f64>().unwrap() / 100.0).collect())
+        .collect();
+    let pooled = |col: usize| rows.iter().map(|r| r[col]).sum::<f64>() / rows.len() as f64;
+    assert!((summary["accuracy_most_spurious"].as_f64().unwrap() - pooled(2)).abs() < 1e-9, "{summary}");
+    assert!((summary["accuracy_least_spurious"].as_f64().unwrap() - pooled(1)).abs() < 1e-9, "{summary}");
+    // Any model can be the one measured: the discover run's own model, loaded again and run on
+    // the images, gives the very numbers its cache holds.
+    let w = weights();
+    let out = ok(
+        &["spuriosity", "--run", "run", "--annotations", &s.labels, "--k", "1", "--model", &w, "-o", "spur2"],
+        &s.root,
+    );
+    assert!(out.contains("spurious gap of"), "{out}");
+    assert_eq!(std::fs::read_to_string(s.root.join("spur2/spuriosity.csv")).unwrap(), csv);
+    let again: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.root.join("spur2/summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        (&again["gap"], &again["accuracy_most_spurious"]),
+        (&summary["gap"], &summary["accuracy_most_spurious"])
+    );
 }
 
 #[test]

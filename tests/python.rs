@@ -43,6 +43,10 @@ fn bench() -> &'static Path {
                 .into_iter()
                 .chain(["--seed", "5", "--trials", "2", "-o", "cli-eval"])
                 .collect::<Vec<_>>(),
+            &["spuriosity", "--run", "run/discover", "--annotations", "run/labels.csv", "--k", "3", "--model", &robust]
+                .into_iter()
+                .chain(["-o", "cli-spuriosity"])
+                .collect::<Vec<_>>(),
         ] {
             let o = salient(args, p);
             assert!(o.status.success(), "salient {args:?} failed:\n{}", stderr(&o));
@@ -83,6 +87,23 @@ fn python_noise_eval_of_the_packages_model_equals_salient_eval() {
             &s(&b.join("bench/test")),
             &s(&b.join("cli-eval")),
             &s(&b.join("py-eval")),
+        ],
+    );
+}
+
+#[test]
+fn python_spuriosity_gap_equals_salient_spuriosity() {
+    let b = bench();
+    let w = repo().join("models/synth-robust.safetensors");
+    let out = tempfile::tempdir().unwrap();
+    case(
+        "spuriosity",
+        &[
+            &s(&w),
+            &s(&b.join("run/discover")),
+            &s(&b.join("run/labels.csv")),
+            &s(&b.join("cli-spuriosity")),
+            &s(out.path()),
         ],
     );
 }

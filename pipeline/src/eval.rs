@@ -484,7 +484,7 @@ pub fn add_masked_noise(x: &mut [f32], m: &[f32], z: &[f32], sigma: f32) {
 }
 
 /// Top-1 classes of a batch (ties go to the lowest index), the classifier's answer checked.
-fn top1(classifier: &mut dyn Classify, images: Vec<f32>, n: usize, side: usize) -> Result<Vec<usize>> {
+pub(crate) fn top1(classifier: &mut dyn Classify, images: Vec<f32>, n: usize, side: usize) -> Result<Vec<usize>> {
     let logits = classifier.logits(images, n, side)?;
     if n == 0 || logits.is_empty() || logits.len() % n != 0 {
         return Err(Error::Classifier(format!(
@@ -683,11 +683,11 @@ mod tests {
         // 15 passes of a cross reaching 2: the points 15 moves of at most 2 along one axis away.
         for y in 0..side {
             for x in 0..side {
-                let moves = (x.abs_diff(40) + 1) / 2 + (y.abs_diff(40) + 1) / 2;
+                let moves = x.abs_diff(40).div_ceil(2) + y.abs_diff(40).div_ceil(2);
                 assert_eq!(d[y * side + x], if moves <= 15 { 1.0 } else { 0.0 }, "({x}, {y})");
             }
         }
-        assert_eq!(dilate_core(&vec![0f32; 16], 4), vec![0f32; 16], "an empty mask stays empty");
+        assert_eq!(dilate_core(&[0f32; 16], 4), vec![0f32; 16], "an empty mask stays empty");
     }
 
     #[test]

@@ -33,5 +33,6 @@ fn _salient(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::Model>()?;
     m.add_class::<dataset::Dataset>()?;
     m.add_function(wrap_pyfunction!(noise::noise_eval, m)?)?;
+    m.add_function(wrap_pyfunction!(noise::spuriosity_gap, m)?)?;
     Ok(())
 }

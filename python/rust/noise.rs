@@ -17,7 +17,7 @@ use crate::to_py;
 /// A Python callable from `[N, 3, S, S]` float32 images in [0, 1] to `[N, classes]` float32
 /// logits (the package's wrapper converts torch tensors and other arrays). The first Python
 /// exception it raises is kept, to be raised again as itself.
-struct PyClassifier {
+pub(crate) struct PyClassifier {
     callable: Py<PyAny>,
     raised: Option<PyErr>,
 }
@@ -155,4 +155,41 @@ pub fn noise_eval<'py>(
         .collect::<PyResult<Vec<_>>>()?;
     d.set_item("classes", classes)?;
     Ok(d)
+}
+
+/// See `salient.spuriosity_gap` (python/salient/__init__.py) for the parameters. Returns
+/// summary.json's text.
+#[pyfunction]
+#[pyo3(signature = (classify, run, annotations, out, k, view, batch_size, model_id, progress))]
+#[allow(clippy::too_many_arguments)]
+pub fn spuriosity_gap(
+    py: Python<'_>,
+    classify: Py<PyAny>,
+    run: PathBuf,
+    annotations: PathBuf,
+    out: PathBuf,
+    k: usize,
+    view: (u32, u32),
+    batch_size: usize,
+    model_id: String,
+    progress: bool,
+) -> PyResult<String> {
+    let view = View::from_text(&format!("{},{}", view.0, view.1))
+        .ok_or_else(|| PyValueError::new_err(format!("view {view:?}: expected (resize, crop), e.g. (256, 224)")))?;
+    let params = salient_pipeline::spuriosity::SpuriosityParams {
+        run,
+        annotations,
+        k,
+        out,
+        model: Some(model_id),
+        view,
+        batch_size,
+    };
+    let mut classifier = PyClassifier { callable: classify, raised: None };
+    let bar = Bar::new(progress);
+    let result = py.detach(|| salient_pipeline::spuriosity::spuriosity(&params, Some(&mut classifier), &bar));
+    match result {
+        Ok(summary) => Ok(summary.text()),
+        Err(e) => Err(classifier.raised.take().unwrap_or_else(|| to_py(e))),
+    }
 }

@@ -23,8 +23,9 @@ import numpy as np
 from ._salient import Dataset, SalientError, __version__
 from ._salient import Model as _Model
 from ._salient import noise_eval as _noise_eval
+from ._salient import spuriosity_gap as _spuriosity_gap
 
-__all__ = ["Model", "Dataset", "SalientError", "noise_eval", "__version__"]
+__all__ = ["Model", "Dataset", "SalientError", "noise_eval", "spuriosity_gap", "__version__"]
 
 IMAGENET_VIEW = (256, 224)
 
@@ -187,6 +188,51 @@ def noise_eval(
     result = json.loads(out_dict["summary_json"])
     result.update(out_dict)
     return result
+
+
+def spuriosity_gap(
+    classify: Callable[[np.ndarray], Any],
+    run: str,
+    annotations: str,
+    out: str,
+    k: int = 100,
+    *,
+    view: Optional[tuple] = None,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> dict:
+    """Moayeri et al.'s spurious gap of any classifier, as `salient spuriosity --model` measures it.
+
+    `run` is a `salient discover` output on the split to measure (the validation set, as the
+    paper does): each class's images are ranked by the mean z-score of its spurious features
+    (labels from `annotations`), and `classify` (as for `noise_eval`) is run on the `k` most
+    and `k` least spurious images of every class. Returns summary.json's fields: `gap` (pooled
+    accuracy on the most spurious minus on the least spurious), both accuracies,
+    `images_per_end`, and `mean_gap` (the mean of the per-class gaps). Writes
+    spuriosity.csv, rankings/ and summary.json into `out`.
+    """
+    if not callable(classify):
+        raise TypeError("classify must be a callable from images [N, 3, S, S] to logits [N, classes]")
+    bound = getattr(classify, "__self__", None)
+    if view is None:
+        view = bound.view if isinstance(bound, _Model) else IMAGENET_VIEW
+    model_id = bound.fingerprint if isinstance(bound, _Model) else _callable_id(classify)
+
+    def call(x: np.ndarray) -> np.ndarray:
+        return _logits(classify(x))
+
+    text = _spuriosity_gap(
+        call,
+        os.fspath(run),
+        os.fspath(annotations),
+        os.fspath(out),
+        int(k),
+        tuple(int(v) for v in view),
+        int(batch_size),
+        model_id,
+        bool(progress),
+    )
+    return json.loads(text)
 
 
 def _callable_id(f: Any) -> str:

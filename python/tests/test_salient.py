@@ -80,6 +80,26 @@ def equals_cli(weights, dataset, images, cli_eval, py_eval):
            seed=6, out=py_eval, progress=False)
 
 
+def spuriosity(weights, run, labels, cli_out, py_out):
+    """spuriosity_gap with the package's model equals `salient spuriosity --model` on it."""
+    model = salient.Model(weights)
+    got = salient.spuriosity_gap(model.classify, run, labels, py_out, k=3, progress=False)
+    want = json.loads(Path(cli_out, "summary.json").read_text())
+    for key in ("gap", "accuracy_most_spurious", "accuracy_least_spurious", "images_per_end", "mean_gap", "k"):
+        check(got[key] == want[key], f"{key}: python {got[key]} != cli {want[key]}")
+    check(got["images_per_end"] >= 3, f"{got}")
+    check(Path(py_out, "spuriosity.csv").read_text() == Path(cli_out, "spuriosity.csv").read_text(), "the CSV")
+    # A classifier that always answers class 0 is right only on class 0's images.
+    const = salient.spuriosity_gap(lambda x: np.tile(np.eye(10, dtype=np.float32)[0], (len(x), 1)), run, labels,
+                                   os.path.join(py_out, "const"), k=3, view=model.view, progress=False)
+    rows = Path(py_out, "const", "spuriosity.csv").read_text().splitlines()[1:]
+    for row in rows:
+        cells = row.split(",")
+        expected = "100.000" if cells[0] == "0" else "0.000"
+        check(cells[4] == expected and cells[5] == expected, f"{row}")
+    check(const["gap"] == 0.0, f"{const}")
+
+
 def numpy_classifier(dataset, images):
     """A classifier in numpy alone: a fixed linear map of each image's mean colour per
     quadrant. Batching does not change the noise; a constant classifier gives known numbers."""
