@@ -47,3 +47,12 @@ pub fn rgb_array<'py>(py: Python<'py>, img: &RgbImage) -> PyResult<Bound<'py, Py
 pub fn gray_array<'py>(py: Python<'py>, values: Vec<f32>, side: usize) -> PyResult<Bound<'py, PyAny>> {
     Ok(PyArray1::from_vec(py, values).reshape([side, side])?.into_any())
 }
+
+/// A `(resize, crop)` view from Python, checked as a stored view is.
+pub fn view_arg(view: (u32, u32)) -> PyResult<salient_engine::preprocess::View> {
+    salient_engine::preprocess::View::from_text(&format!("{},{}", view.0, view.1)).ok_or_else(|| {
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "view {view:?}: expected (resize, crop) with 16 ≤ crop ≤ resize, e.g. (256, 224)"
+        ))
+    })
+}

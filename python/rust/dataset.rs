@@ -44,11 +44,7 @@ impl Dataset {
         annotations: Option<PathBuf>,
         view: (u32, u32),
     ) -> PyResult<Self> {
-        let view = View::from_text(&format!("{},{}", view.0, view.1)).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "view {view:?}: expected (resize, crop) with 16 ≤ crop ≤ resize, e.g. (256, 224)"
-            ))
-        })?;
+        let view = crate::convert::view_arg(view)?;
         if let Some(images) = images.as_deref().filter(|p| !p.is_dir()) {
             return Err(PyValueError::new_err(format!("{}: not a folder of images", fsutil::shown(images))));
         }

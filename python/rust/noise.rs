@@ -7,7 +7,6 @@ use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use salient_engine::preprocess::View;
 use salient_pipeline::eval::{Classify, EvalOutput, EvalParams, Tables, Unit, evaluate};
 
 use crate::dataset::Dataset;
@@ -69,8 +68,7 @@ pub fn noise_eval<'py>(
     model_id: String,
     progress: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let view = View::from_text(&format!("{},{}", view.0, view.1))
-        .ok_or_else(|| PyValueError::new_err(format!("view {view:?}: expected (resize, crop), e.g. (256, 224)")))?;
+    let view = crate::convert::view_arg(view)?;
     if view != dataset.view {
         return Err(PyValueError::new_err(format!(
             "the classifier sees {}×{} views of {} px images, but the dataset was opened with view=({}, {})",
@@ -174,8 +172,7 @@ pub fn spuriosity_gap(
     model_id: String,
     progress: bool,
 ) -> PyResult<String> {
-    let view = View::from_text(&format!("{},{}", view.0, view.1))
-        .ok_or_else(|| PyValueError::new_err(format!("view {view:?}: expected (resize, crop), e.g. (256, 224)")))?;
+    let view = crate::convert::view_arg(view)?;
     let params = salient_pipeline::spuriosity::SpuriosityParams {
         run,
         annotations,
