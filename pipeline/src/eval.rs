@@ -606,37 +606,14 @@ fn report(results: Vec<ClassResult>, params: &EvalParams, name: impl Fn(usize) -
     EvalReport { results, summary, tables: t }
 }
 
-/// 95% percentile-bootstrap interval of the class-balanced RCS: 2000 resamples of the classes
-/// (with replacement), from a stream seeded by `seed` alone. `[NaN, NaN]` without classes.
+/// 95% percentile-bootstrap interval of the class-balanced RCS over resamples of the classes
+/// (`per_class`: core and spurious accuracy), seeded by `seed` alone.
 pub fn bootstrap_rcs(per_class: &[(f64, f64)], seed: u64) -> [f64; 2] {
-    const RESAMPLES: usize = 2000;
-    let n = per_class.len();
-    if n == 0 {
-        return [f64::NAN, f64::NAN];
-    }
-    // SplitMix64: a fixed, portable stream.
-    let mut state = seed ^ 0x5851_f42d_4c95_7f2d;
-    let mut next = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    let mut values: Vec<f64> = (0..RESAMPLES)
-        .map(|_| {
-            let (mut c, mut s) = (0.0, 0.0);
-            for _ in 0..n {
-                let (core, spur) = per_class[(next() % n as u64) as usize];
-                c += core;
-                s += spur;
-            }
-            rcs(c / n as f64, s / n as f64)
-        })
-        .collect();
-    values.sort_by(f64::total_cmp);
-    let at = |q: f64| values[((q * (RESAMPLES - 1) as f64).round() as usize).min(RESAMPLES - 1)];
-    [at(0.025), at(0.975)]
+    crate::bootstrap::interval95(per_class.len(), seed, |idx| {
+        let n = idx.len() as f64;
+        let (c, s) = idx.iter().fold((0.0, 0.0), |(c, s), &i| (c + per_class[i].0, s + per_class[i].1));
+        Some(rcs(c / n, s / n))
+    })
 }
 
 impl EvalReport {

@@ -14,6 +14,7 @@
 //!   `--resume`, sharding, the ImageNet folder layout.
 
 pub mod batches;
+pub mod bootstrap;
 pub mod build;
 pub mod discover;
 pub mod error;

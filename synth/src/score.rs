@@ -106,28 +106,10 @@ impl Correlation {
     pub fn new(x: &[f64], y: &[f64], seed: u64) -> Option<Self> {
         let rho = spearman(x, y)?;
         let n = x.len();
-        let mut state = seed ^ 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
-        let mut values: Vec<f64> = (0..2000)
-            .filter_map(|_| {
-                let idx: Vec<usize> = (0..n).map(|_| (next() % n as u64) as usize).collect();
-                let (xs, ys): (Vec<f64>, Vec<f64>) = idx.iter().map(|&i| (x[i], y[i])).unzip();
-                spearman(&xs, &ys)
-            })
-            .collect();
-        values.sort_by(f64::total_cmp);
-        let ci95 = if values.is_empty() {
-            [f64::NAN, f64::NAN]
-        } else {
-            let at = |q: f64| values[((q * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)];
-            [at(0.025), at(0.975)]
-        };
+        let ci95 = salient_pipeline::bootstrap::interval95(n, seed, |idx| {
+            let (xs, ys): (Vec<f64>, Vec<f64>) = idx.iter().map(|&i| (x[i], y[i])).unzip();
+            spearman(&xs, &ys)
+        });
         let verdict = if ci95[1] < 0.0 {
             "supports ρ < 0"
         } else if ci95[0] > 0.0 {
