@@ -47,6 +47,8 @@ def _image(x: Any) -> Any:
     if a.dtype != np.uint8:
         if np.issubdtype(a.dtype, np.floating):
             raise ValueError("float images are ambiguous: give uint8 pixels (0-255) or a PIL image")
+        if a.size and (a.min() < 0 or a.max() > 255):
+            raise ValueError(f"pixel values must lie in 0-255, not {a.min()}-{a.max()}")
         a = a.astype(np.uint8)
     return np.ascontiguousarray(a)
 

@@ -249,6 +249,7 @@ def bad_input(dataset, images, tmp):
     raises(RuntimeError, "boom in the classifier", salient.noise_eval, boom, data, progress=False)
     raises(ValueError, "[height, width, 3]", m.predict, np.zeros((4, 4, 5), np.uint8))
     raises(ValueError, "float images are ambiguous", m.predict, np.zeros((4, 4, 3), np.float32))
+    raises(ValueError, "must lie in 0-255", m.predict, np.full((4, 4, 3), 300, np.int32))
     raises(salient.SalientError, "garbage.jpg", m.predict, write(tmp, "garbage.jpg", b"not a jpeg"))
     # A dataset whose index points outside its root is refused, not read.
     hostile = Path(tmp, "hostile")
