@@ -93,7 +93,7 @@ PYTHON_SOURCES := $(shell find python engine/src engine/data pipeline/src -type 
 python: $(VENV)/.installed
 
 $(VENV)/.installed: $(PYTHON_SOURCES)
-	@python3 -m venv --help >/dev/null 2>&1 || { \
+	@python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || { \
 		echo "installing Debian's python3-venv (the Python package's tests)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-venv python3-pip >/dev/null; }
