@@ -373,7 +373,6 @@ impl ClassTest<'_> {
                 clean.insert(n, p == class);
             }
         }
-        // A unit: images with, for each, the masks (pixelwise max) of the selected features that list it.
         // Per image, the union (pixelwise max) of the selected features' masks, in [0, 1].
         let masks_of = |selected: &[&FeatureMasks]| -> Result<Vec<(&str, Vec<f32>)>> {
             let mut per_image: BTreeMap<&str, image::GrayImage> = BTreeMap::new();
@@ -397,13 +396,9 @@ impl ClassTest<'_> {
                 })
                 .collect())
         };
-        // How many of `items` are still classified right with noise `σ·z·weight(m)` (z drawn
-        // from `key`), per trial.
-        let correct = |classifier: &mut dyn Classify,
-                       key: &str,
-                       items: &[(&str, Vec<f32>)],
-                       weight: fn(f32) -> f32|
-         -> Result<Vec<usize>> {
+        // How many of `items` are still classified right with noise `σ·z·m` (z drawn from `key`,
+        // `m` the item's noise weight), per trial.
+        let correct = |classifier: &mut dyn Classify, key: &str, items: &[(&str, Vec<f32>)]| -> Result<Vec<usize>> {
             let mut per_trial = Vec::with_capacity(params.trials as usize);
             for trial in 0..params.trials {
                 let mut correct = 0usize;
@@ -413,8 +408,7 @@ impl ClassTest<'_> {
                         let start = x.len();
                         push_chw(&views[n], &mut x);
                         let z = gaussian_noise(params.seed, trial, &format!("{key}/{n}"), 3 * side * side);
-                        let m: Vec<f32> = m.iter().map(|&v| weight(v)).collect();
-                        add_masked_noise(&mut x[start..], &m, &z, params.sigma);
+                        add_masked_noise(&mut x[start..], m, &z, params.sigma);
                     }
                     correct += top1(classifier, x, chunk.len(), side)?.into_iter().filter(|p| *p == class).count();
                 }
@@ -422,14 +416,12 @@ impl ClassTest<'_> {
             }
             Ok(per_trial)
         };
-        let unit = |classifier: &mut dyn Classify, key: &str, selected: &[&FeatureMasks]| -> Result<Option<Unit>> {
-            let items = masks_of(selected)?;
+        let unit = |classifier: &mut dyn Classify, key: &str, items: &[(&str, Vec<f32>)]| -> Result<Option<Unit>> {
             if items.is_empty() {
                 return Ok(None);
             }
             let clean_acc = items.iter().filter(|(n, _)| clean[n]).count() as f64 / items.len() as f64;
-            let noisy =
-                correct(classifier, key, &items, |m| m)?.into_iter().map(|c| c as f64 / items.len() as f64).collect();
+            let noisy = correct(classifier, key, items)?.into_iter().map(|c| c as f64 / items.len() as f64).collect();
             Ok(Some(Unit {
                 class,
                 feature: None,
@@ -441,29 +433,28 @@ impl ClassTest<'_> {
             }))
         };
         let of = |l: Label| cm.features.iter().filter(|f| f.label == l).collect::<Vec<_>>();
+        let core = masks_of(&of(Label::Core))?;
         // The group's construction: the images with a core mask, noise on the dilated core
         // region or on its complement, the same draw for both.
-        let core_vs_rest = {
-            let items: Vec<(&str, Vec<f32>)> =
-                masks_of(&of(Label::Core))?.into_iter().map(|(n, m)| (n, dilate_core(&m, side))).collect();
-            if items.is_empty() {
-                None
-            } else {
-                let key = format!("group/{class}");
-                Some(CoreVsRest {
-                    images: items.len(),
-                    clean: items.iter().filter(|(n, _)| clean[n]).count(),
-                    noise_on_core: correct(classifier, &key, &items, |m| m)?,
-                    noise_on_rest: correct(classifier, &key, &items, |m| 1.0 - m)?,
-                })
-            }
+        let core_vs_rest = if core.is_empty() {
+            None
+        } else {
+            let dilated: Vec<(&str, Vec<f32>)> = core.iter().map(|(n, m)| (*n, dilate_core(m, side))).collect();
+            let rest: Vec<(&str, Vec<f32>)> =
+                dilated.iter().map(|(n, m)| (*n, m.iter().map(|v| 1.0 - v).collect())).collect();
+            let key = format!("group/{class}");
+            Some(CoreVsRest {
+                images: dilated.len(),
+                clean: dilated.iter().filter(|(n, _)| clean[n]).count(),
+                noise_on_core: correct(classifier, &key, &dilated)?,
+                noise_on_rest: correct(classifier, &key, &rest)?,
+            })
         };
-        let of = |l: Label| cm.features.iter().filter(|f| f.label == l).collect::<Vec<_>>();
-        let core_noise = unit(classifier, &format!("core/{class}"), &of(Label::Core))?;
-        let spurious_noise = unit(classifier, &format!("spurious/{class}"), &of(Label::Spurious))?;
+        let core_noise = unit(classifier, &format!("core/{class}"), &core)?;
+        let spurious_noise = unit(classifier, &format!("spurious/{class}"), &masks_of(&of(Label::Spurious))?)?;
         let mut single = Vec::new();
         for f in &cm.features {
-            if let Some(mut u) = unit(classifier, &format!("single/{class}/{}", f.feature), &[f])? {
+            if let Some(mut u) = unit(classifier, &format!("single/{class}/{}", f.feature), &masks_of(&[f])?)? {
                 u.feature = Some(f.feature);
                 u.rank = Some(f.rank);
                 u.label = Some(f.label);
