@@ -22,8 +22,9 @@ use crate::to_py;
 #[pyclass(frozen, module = "salient", sequence)]
 pub struct Dataset {
     pub set: MaskSet,
-    /// The images root (ImageNet layout); without it, items hold masks only.
-    pub images: Option<PathBuf>,
+    /// The images root (ImageNet layout), confining the sources the index names; without it,
+    /// items hold masks only.
+    pub images: Option<(PathBuf, fsutil::Root)>,
     pub view: View,
     /// `(class, feature position, image position)` of each item.
     items: Vec<(usize, usize, usize)>,
@@ -45,9 +46,13 @@ impl Dataset {
         view: (u32, u32),
     ) -> PyResult<Self> {
         let view = crate::convert::view_arg(view)?;
-        if let Some(images) = images.as_deref().filter(|p| !p.is_dir()) {
-            return Err(PyValueError::new_err(format!("{}: not a folder of images", fsutil::shown(images))));
-        }
+        let images = match images {
+            Some(p) if !p.is_dir() => {
+                return Err(PyValueError::new_err(format!("{}: not a folder of images", fsutil::shown(&p))));
+            }
+            Some(p) => Some((p.clone(), fsutil::Root::new(&p).map_err(crate::engine_err)?)),
+            None => None,
+        };
         let bounds = Bounds { classes: 1000, features: usize::MAX };
         let set = py.detach(|| MaskSet::open(&path, annotations.as_deref(), bounds)).map_err(to_py)?;
         let mut items = Vec::new();
@@ -98,8 +103,8 @@ impl Dataset {
         let (view, mask) = py
             .detach(|| {
                 let view = match &self.images {
-                    Some(images) => {
-                        let path = fsutil::Root::new(images)?.join(&r.source, "the dataset's index")?;
+                    Some((_, root)) => {
+                        let path = root.join(&r.source, "the dataset's index")?;
                         Some(self.view.apply(&decode::load_image(&path)?))
                     }
                     None => None,

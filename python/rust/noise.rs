@@ -75,7 +75,7 @@ pub fn noise_eval<'py>(
             view.crop, view.crop, view.resize, dataset.view.resize, dataset.view.crop
         )));
     }
-    let Some(images) = dataset.images.as_deref() else {
+    let Some((images, _)) = &dataset.images else {
         return Err(PyValueError::new_err(
             "the noise test needs the images: open the dataset with images=<ImageNet-layout folder>",
         ));
