@@ -64,7 +64,7 @@ impl Engine {
     /// The architecture is read off the state dict; every tensor's shape is checked.
     pub fn from_state_dict(sd: &StateDict, device: &Device) -> Result<Self, Error> {
         let config = ResNetConfig::infer(sd)?;
-        let model = config.load(sd, device)?.valid().fold_batch_norms();
+        let model = config.load(sd, device)?.valid().fold_batch_norms().pack_for(device);
         let fc = sd.get("fc.weight", &[config.num_classes, config.feature_dim()])?.data.clone();
         let class_names = match &sd.class_names {
             Some(names) if names.len() == config.num_classes => names.clone(),

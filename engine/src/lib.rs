@@ -14,6 +14,8 @@ pub mod attack;
 pub mod backend;
 pub mod checkpoint;
 pub mod colormap;
+#[cfg(feature = "model")]
+pub mod cpu;
 pub mod dataset;
 pub mod decode;
 pub mod encode;

@@ -4,24 +4,55 @@
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
-use burn::tensor::activation::relu;
-use burn::tensor::{Slice, Tensor};
+use burn::tensor::activation;
+use burn::tensor::{Slice, Tensor, TensorData};
 
 use super::source::ParamSource;
-use crate::checkpoint::HostTensor;
+use crate::checkpoint::{DType, HostTensor};
+use crate::cpu::extension;
+use crate::cpu::pack::{self, ConvGeometry};
 use crate::error::Error;
 
 /// `conv` (no bias) then eval-mode `bn`, as every torchvision ResNet convolution is; after
-/// [`ConvBn::fold`], the convolution alone, with the batch norm folded into its weights and bias.
+/// [`ConvBn::fold`], the convolution alone, with the batch norm folded into its weights and bias;
+/// after [`ConvBn::pack`], that convolution on the engine's CPU kernels.
 #[derive(Module, Debug)]
 pub struct ConvBn {
-    pub conv: Conv2d,
+    pub conv: Conv,
     /// `None` once folded.
     pub bn: Option<BatchNorm>,
     /// Once folded, a strided 1×1 convolution (the downsampling shortcuts) runs as a
     /// subsampling by this step, then a stride-1 convolution: burn `flex` has a fast path for
     /// 1×1 stride 1 only, and the general path is 2–3× slower on these shapes. 1 otherwise.
     pub subsample: usize,
+}
+
+/// Which code computes a convolution.
+#[derive(Module, Debug)]
+pub enum Conv {
+    /// burn's `Conv2d` (`[out, in / groups, k, k]` weights): training, GPUs, grouped convolutions.
+    Burn(Conv2d),
+    /// The engine's CPU kernels ([`crate::cpu`]), batch norm folded in.
+    Packed(PackedConv),
+}
+
+/// A convolution's weights packed for the engine's CPU kernels ([`crate::cpu::pack`]).
+#[derive(Module, Debug)]
+pub struct PackedConv {
+    /// `[panels·K·NR]`.
+    pub weight: Param<Tensor<1>>,
+    /// `[panels·NR]`, zero-padded.
+    pub bias: Param<Tensor<1>>,
+    pub c_in: usize,
+    pub c_out: usize,
+    pub kernel: usize,
+    pub stride: usize,
+}
+
+impl PackedConv {
+    pub fn geometry(&self) -> ConvGeometry {
+        ConvGeometry { c_in: self.c_in, c_out: self.c_out, kernel: self.kernel, stride: self.stride, pad: self.kernel / 2 }
+    }
 }
 
 /// Shape of one convolution: `[out, in / groups, k, k]`, with its stride and groups.
@@ -66,30 +97,76 @@ impl ConvBn {
             momentum: 0.1,
             epsilon: 1e-5,
         };
-        Ok(ConvBn { conv, bn: Some(bn), subsample: 1 })
+        Ok(ConvBn { conv: Conv::Burn(conv), bn: Some(bn), subsample: 1 })
     }
 
     /// The same function with the batch norm folded into the convolution (inference only: the
     /// running statistics become constants): with `s = γ / √(var + ε)`, weights `W·s` per output
     /// channel and bias `β − mean·s`. One pass over the activation instead of several.
     pub fn fold(self) -> Self {
-        let Some(bn) = self.bn else { return self };
+        let (Conv::Burn(conv), Some(bn)) = (&self.conv, &self.bn) else { return self };
         let scale = bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt();
         let bias = bn.beta.val() - bn.running_mean.value() * scale.clone();
         let [c_out] = scale.dims();
-        let weight = self.conv.weight.val() * scale.reshape([c_out, 1, 1, 1]);
-        let [sy, sx] = self.conv.stride;
-        let pointwise = self.conv.kernel_size == [1, 1]
+        let weight = conv.weight.val() * scale.reshape([c_out, 1, 1, 1]);
+        let [sy, sx] = conv.stride;
+        let pointwise =
+            conv.kernel_size == [1, 1] && sy == sx && matches!(conv.padding, PaddingConfig2d::Explicit(0, 0, 0, 0));
+        let (stride, subsample) = if pointwise { ([1, 1], sy) } else { (conv.stride, 1) };
+        let conv = Conv2d {
+            weight: Param::from_tensor(weight),
+            bias: Some(Param::from_tensor(bias)),
+            stride,
+            kernel_size: conv.kernel_size,
+            dilation: conv.dilation,
+            groups: conv.groups,
+            padding: conv.padding.clone(),
+        };
+        ConvBn { conv: Conv::Burn(conv), bn: None, subsample }
+    }
+
+    /// A folded convolution moved onto the engine's CPU kernels: its weights packed once, here,
+    /// for every later call. Grouped, dilated or unevenly padded convolutions stay as they are.
+    pub fn pack(self) -> Self {
+        let Conv::Burn(conv) = &self.conv else { return self };
+        let [k, kx] = conv.kernel_size;
+        let [sy, sx] = conv.stride;
+        let p = k / 2;
+        let eligible = self.bn.is_none()
+            && k == kx
             && sy == sx
-            && matches!(self.conv.padding, PaddingConfig2d::Explicit(0, 0, 0, 0));
-        let (stride, subsample) = if pointwise { ([1, 1], sy) } else { (self.conv.stride, 1) };
-        let conv =
-            Conv2d { weight: Param::from_tensor(weight), bias: Some(Param::from_tensor(bias)), stride, ..self.conv };
-        ConvBn { conv, bn: None, subsample }
+            && conv.groups == 1
+            && conv.dilation == [1, 1]
+            && matches!(conv.padding, PaddingConfig2d::Explicit(a, b, c, d) if [a, b, c, d] == [p; 4]);
+        let Some(bias) = conv.bias.as_ref().filter(|_| eligible) else { return self };
+        let [c_out, c_in, _, _] = conv.weight.dims();
+        let device = conv.weight.val().device();
+        let stride = sy * self.subsample;
+        let g = ConvGeometry { c_in, c_out, kernel: k, stride, pad: p };
+        let weight = pack::pack(&host_tensor(conv.weight.val()).data, &g);
+        let bias = pack::pad_bias(&host_tensor(bias.val()).data, &g);
+        let param = |v: Vec<f32>| Param::from_tensor(Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device));
+        let packed = PackedConv { weight: param(weight), bias: param(bias), c_in, c_out, kernel: k, stride };
+        ConvBn { conv: Conv::Packed(packed), bn: None, subsample: 1 }
+    }
+
+    pub fn is_packed(&self) -> bool {
+        matches!(self.conv, Conv::Packed(_))
     }
 
     /// `[N, C_in, H, W]` → `[N, C_out, H / stride, W / stride]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_fused(x, None, false)
+    }
+
+    /// `relu?(conv(x) + residual?)`: on packed weights, one pass.
+    pub fn forward_fused(&self, x: Tensor<4>, residual: Option<Tensor<4>>, relu: bool) -> Tensor<4> {
+        let conv = match &self.conv {
+            Conv::Packed(p) => {
+                return extension::packed_conv(x, p.weight.val(), p.bias.val(), residual, &p.geometry(), relu);
+            }
+            Conv::Burn(conv) => conv,
+        };
         let x = match self.subsample {
             1 => x,
             s => x.slice([
@@ -99,18 +176,33 @@ impl ConvBn {
                 Slice::new(0, None, s as isize),
             ]),
         };
-        let x = self.conv.forward(x);
-        match &self.bn {
-            Some(bn) => bn.forward(x),
-            None => x,
+        let mut x = conv.forward(x);
+        if let Some(bn) = &self.bn {
+            x = bn.forward(x);
         }
+        if let Some(r) = residual {
+            x = x + r;
+        }
+        if relu { activation::relu(x) } else { x }
     }
 
     /// Host copies of the parameters under their torchvision keys (the inverse of [`Self::build`]).
     /// A folded convolution exports an identity batch norm carrying its bias.
     pub fn export(&self, conv: &str, bn: &str, out: &mut Vec<(String, HostTensor)>) {
-        out.push((format!("{conv}.weight"), host_tensor(self.conv.weight.val())));
-        match (&self.bn, &self.conv.bias) {
+        let (weight, bias) = match &self.conv {
+            Conv::Burn(c) => (host_tensor(c.weight.val()), c.bias.as_ref().map(|b| host_tensor(b.val()))),
+            Conv::Packed(p) => {
+                let g = p.geometry();
+                let w = pack::unpack(&host_tensor(p.weight.val()).data, &g);
+                let mut b = host_tensor(p.bias.val());
+                b.data.truncate(g.c_out);
+                b.shape = vec![g.c_out];
+                (HostTensor { shape: vec![g.c_out, g.c_in, g.kernel, g.kernel], dtype: DType::F32, data: w }, Some(b))
+            }
+        };
+        let c = weight.shape[0];
+        out.push((format!("{conv}.weight"), weight));
+        match (&self.bn, bias) {
             (Some(b), _) => {
                 out.push((format!("{bn}.weight"), host_tensor(b.gamma.val())));
                 out.push((format!("{bn}.bias"), host_tensor(b.beta.val())));
@@ -118,11 +210,9 @@ impl ConvBn {
                 out.push((format!("{bn}.running_var"), host_tensor(b.running_var.value())));
             }
             (None, bias) => {
-                let c = self.conv.weight.dims()[0];
-                let filled =
-                    |v: f32| HostTensor { shape: vec![c], dtype: crate::checkpoint::DType::F32, data: vec![v; c] };
+                let filled = |v: f32| HostTensor { shape: vec![c], dtype: DType::F32, data: vec![v; c] };
                 out.push((format!("{bn}.weight"), filled(1.0)));
-                out.push((format!("{bn}.bias"), bias.as_ref().map_or_else(|| filled(0.0), |b| host_tensor(b.val()))));
+                out.push((format!("{bn}.bias"), bias.unwrap_or_else(|| filled(0.0))));
                 out.push((format!("{bn}.running_mean"), filled(0.0)));
                 // var + ε = 1 exactly: the identity.
                 out.push((format!("{bn}.running_var"), filled(1.0 - 1e-5)));
@@ -135,7 +225,7 @@ impl ConvBn {
 pub(crate) fn host_tensor<const D: usize>(t: Tensor<D>) -> HostTensor {
     let shape = t.dims().to_vec();
     let data = t.into_data().try_to_vec::<f32>().unwrap_or_default();
-    HostTensor { shape, dtype: crate::checkpoint::DType::F32, data }
+    HostTensor { shape, dtype: DType::F32, data }
 }
 
 /// A residual block: its convolutions with ReLU between them, plus the shortcut
@@ -170,10 +260,16 @@ impl Block {
 
     /// [`ConvBn::fold`] on every convolution.
     pub fn fold(self) -> Self {
-        Block {
-            convs: self.convs.into_iter().map(ConvBn::fold).collect(),
-            downsample: self.downsample.map(ConvBn::fold),
-        }
+        self.map(ConvBn::fold)
+    }
+
+    /// [`ConvBn::pack`] on every convolution.
+    pub fn pack(self) -> Self {
+        self.map(ConvBn::pack)
+    }
+
+    fn map(self, f: fn(ConvBn) -> ConvBn) -> Self {
+        Block { convs: self.convs.into_iter().map(f).collect(), downsample: self.downsample.map(f) }
     }
 
     /// Host copies of the parameters, `prefix` being the block's torchvision name.
@@ -195,11 +291,8 @@ impl Block {
         let last = self.convs.len() - 1;
         let mut out = x;
         for (i, conv) in self.convs.iter().enumerate() {
-            out = conv.forward(out);
-            if i < last {
-                out = relu(out);
-            }
+            out = if i < last { conv.forward_fused(out, None, true) } else { conv.forward_fused(out, Some(identity.clone()), true) };
         }
-        relu(out + identity)
+        out
     }
 }

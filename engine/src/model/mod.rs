@@ -9,10 +9,9 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-pub use block::{Block, ConvBn, ConvSpec};
+pub use block::{Block, Conv, ConvBn, ConvSpec, PackedConv};
 use source::{ParamSource, RandomInit, Weights};
 
 use crate::checkpoint::StateDict;
@@ -281,9 +280,13 @@ impl ResNet {
         let mean = Tensor::<1>::from_floats(self.mean, &device).reshape([1, 3, 1, 1]);
         let std = Tensor::<1>::from_floats(self.std, &device).reshape([1, 3, 1, 1]);
         let x = (images.clamp(0.0, 1.0) - mean) / std;
-        let mut x = relu(self.stem.forward(x));
+        let mut x = self.stem.forward_fused(x, None, true);
         if let Some(pool) = &self.maxpool {
-            x = pool.forward(x);
+            x = match self.stem.is_packed() {
+                // Keeps the stem's channels-last output so for layer1.
+                true => crate::cpu::extension::max_pool(x, 3, 2, 1),
+                false => pool.forward(x),
+            };
         }
         for block in self.stages.iter().flatten() {
             x = block.forward(x);
@@ -298,6 +301,21 @@ impl ResNet {
         ResNet {
             stem: self.stem.fold(),
             stages: self.stages.into_iter().map(|blocks| blocks.into_iter().map(Block::fold).collect()).collect(),
+            ..self
+        }
+    }
+
+    /// The folded model's convolutions moved onto the engine's CPU kernels
+    /// ([`ConvBn::pack`]) when `device` is burn's `flex` and this CPU has a kernel
+    /// ([`crate::cpu::Isa::detect`]); the model unchanged otherwise. What [`crate::Engine`] runs.
+    pub fn pack_for(self, device: &Device) -> Self {
+        let flex = matches!(device.as_dispatch(), burn::backend::DispatchDevice::Flex(_));
+        if !flex || crate::cpu::Isa::detect().is_none() {
+            return self;
+        }
+        ResNet {
+            stem: self.stem.pack(),
+            stages: self.stages.into_iter().map(|blocks| blocks.into_iter().map(Block::pack).collect()).collect(),
             ..self
         }
     }
@@ -401,5 +419,47 @@ mod tests {
         let back = config.load(&folded.state_dict("folded"), &device).unwrap();
         let diff: f32 = (back.forward(x).logits - a.logits).abs().max().into_scalar();
         assert!(diff < 1e-4, "{diff}");
+    }
+
+    /// The packed model (the engine's CPU kernels) computes the folded model's function,
+    /// exports the same weights, and gives the same input gradients through autodiff (the
+    /// feature attack's path, which composes burn's own operations from the packed weights).
+    #[test]
+    fn packing_keeps_the_function_its_export_and_its_gradients() {
+        let device = Device::flex();
+        let Some(_) = crate::cpu::Isa::detect() else {
+            assert!(!cfg!(target_arch = "x86_64") || !std::is_x86_feature_detected!("avx512f"));
+            return;
+        };
+        for (config, side) in [
+            (ResNetConfig::new(BlockKind::Bottleneck, [1, 1, 1, 1]).with_base_width(8).with_num_classes(5), 64),
+            (ResNetConfig::new(BlockKind::Basic, [1, 1, 1, 1]).with_base_width(8).with_num_classes(7).with_stem(Stem::Compact), 40),
+        ] {
+            let sd = config.init(&device, 3).state_dict("test");
+            let folded = config.load(&sd, &device).unwrap().fold_batch_norms();
+            let packed = config.load(&sd, &device).unwrap().fold_batch_norms().pack_for(&device);
+            assert!(packed.stem.is_packed() && packed.stages[3][0].convs.iter().all(ConvBn::is_packed));
+            let x = Tensor::<4>::random([3, 3, side, side], Distribution::Uniform(0.0, 1.0), &device);
+            let (a, b) = (folded.forward(x.clone()), packed.forward(x.clone()));
+            let scale: f32 = a.layer4.clone().abs().max().into_scalar();
+            let diff: f32 = (a.layer4.clone() - b.layer4.clone()).abs().max().into_scalar();
+            assert!(scale > 0.0 && diff <= 1e-5 * scale.max(1.0), "layer4 differs by {diff} (max {scale})");
+            let diff: f32 = (a.logits.clone() - b.logits).abs().max().into_scalar();
+            assert!(diff <= 1e-4, "logits differ by {diff}");
+            let (ea, eb) = (folded.state_dict("a"), packed.state_dict("b"));
+            assert_eq!(ea.tensors.keys().collect::<Vec<_>>(), eb.tensors.keys().collect::<Vec<_>>());
+            for (k, t) in &ea.tensors {
+                assert_eq!((&t.shape, &t.data), (&eb.tensors[k].shape, &eb.tensors[k].data), "{k}");
+            }
+            let grad = |m: &ResNet| {
+                let t = x.clone().autodiff().require_grad();
+                let grads = (m.features(t.clone()) * m.features(t.clone())).sum().backward();
+                t.grad(&grads).unwrap()
+            };
+            let (ga, gb) = (grad(&folded), grad(&packed));
+            let scale: f32 = ga.clone().abs().max().into_scalar();
+            let diff: f32 = (ga - gb).abs().max().into_scalar();
+            assert!(scale > 0.0 && diff <= 1e-4 * scale, "gradients differ by {diff} (max {scale})");
+        }
     }
 }

@@ -1,0 +1,139 @@
+//! The matrix microkernels: a 12 × 32 block of `C = A·B` held in registers, with the
+//! convolution's epilogue (bias, residual, ReLU) applied before the one store.
+//!
+//! `A` is row-major with any row stride (one row per output pixel: the input itself for a 1×1
+//! convolution, gathered patches otherwise, see [`super::conv`]), `B` a weight panel of
+//! [`super::pack`] (`[k][NR]`, one panel per 32 output channels).
+//! Which kernel runs is decided once, at run time, from the CPU ([`Isa::detect`]).
+
+/// Rows of one microkernel block (output pixels).
+pub const MR: usize = 12;
+/// Columns of one microkernel block (output channels): two 16-lane vectors.
+pub const NR: usize = 32;
+
+/// The instruction set a kernel needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// x86-64 with AVX-512F (Intel since Skylake-SP, AMD since Zen 4).
+    Avx512,
+}
+
+impl Isa {
+    /// The best kernel this CPU runs, or `None` where the engine has none (then convolutions
+    /// stay on burn's own path: wasm, ARM, x86-64 without AVX-512).
+    pub fn detect() -> Option<Isa> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::env::var_os("SALIENT_NO_CPU_KERNELS").is_none() && std::is_x86_feature_detected!("avx512f") {
+                return Some(Isa::Avx512);
+            }
+        }
+        None
+    }
+}
+
+/// What happens to a finished block before it is stored, and where its inputs are.
+#[derive(Clone, Copy)]
+pub struct Epilogue {
+    /// Add the values already in `C` (a later slice of `k`).
+    pub accumulate: bool,
+    /// The last slice of `k`: add the bias and residual, apply the ReLU.
+    pub last: bool,
+    /// `[NR]` bias of this block's columns (padded with zeros).
+    pub bias: *const f32,
+    /// Residual rows with `C`'s strides, or null.
+    pub residual: *const f32,
+    pub relu: bool,
+}
+
+/// `C[mr, nr] (+)= A[mr, k] · B[k, nr]`, then the epilogue. `a`: `MR` rows of `k` at stride
+/// `lda`; `b`: `[k][NR]`; `c` and the residual: row stride `ldc`. Rows `mr..MR` of `a` are read
+/// but not stored.
+///
+/// # Safety
+/// `a` holds `MR` rows of `k` floats at stride `lda`, `b` `k·NR` floats, `bias` `NR`; `c` (and
+/// the residual) hold `mr` rows of `nr` floats at stride `ldc`; the CPU has the kernel's
+/// instruction set.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn run(
+    isa: Isa,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    mr: usize,
+    nr: usize,
+    ep: Epilogue,
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { avx512::block(k, a, lda, b, c, ldc, mr, nr, ep) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("Isa::detect never returns {isa:?} here"),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Epilogue, MR, NR};
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn block(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        ep: Epilogue,
+    ) {
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+            for p in 0..k {
+                let b0 = _mm512_loadu_ps(b.add(p * NR));
+                let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a.add(r * lda + p));
+                    row[0] = _mm512_fmadd_ps(av, b0, row[0]);
+                    row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+                }
+            }
+            let masks = [lane_mask(nr), lane_mask(nr.saturating_sub(16))];
+            let zero = _mm512_setzero_ps();
+            let bias = [_mm512_loadu_ps(ep.bias), _mm512_loadu_ps(ep.bias.add(16))];
+            for (r, row) in acc.iter().enumerate().take(mr) {
+                for (j, &mask) in masks.iter().enumerate() {
+                    if mask == 0 {
+                        continue;
+                    }
+                    let at = r * ldc + 16 * j;
+                    let mut v = row[j];
+                    if ep.accumulate {
+                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, c.add(at)));
+                    }
+                    if ep.last {
+                        v = _mm512_add_ps(v, bias[j]);
+                        if !ep.residual.is_null() {
+                            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, ep.residual.add(at)));
+                        }
+                        if ep.relu {
+                            v = _mm512_max_ps(v, zero);
+                        }
+                    }
+                    _mm512_mask_storeu_ps(c.add(at), mask, v);
+                }
+            }
+        }
+    }
+
+    /// The first `n` of 16 lanes (all for n ≥ 16).
+    fn lane_mask(n: usize) -> __mmask16 {
+        if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as __mmask16 }
+    }
+}
