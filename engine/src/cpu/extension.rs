@@ -220,3 +220,48 @@ pub fn max_pool(x: Tensor<4>, kernel: usize, stride: usize, pad: usize) -> Tenso
     use burn::backend::Dispatch;
     Tensor::from_dispatch(<Dispatch as CpuKernels>::max_pool(x.into_dispatch(), kernel, stride, pad))
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::activation::relu;
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    use burn::tensor::{Device, Distribution, TensorData};
+
+    use super::*;
+    use crate::cpu::pack::{pack, pad_bias};
+
+    /// Both arms of the extension against burn's `conv2d`: `flex` (the engine's kernel) on
+    /// values, autodiff (burn's operations composed from the packed weights) on values and input
+    /// gradients.
+    #[test]
+    fn both_arms_compute_burns_convolution() {
+        let device = Device::flex();
+        let g = ConvGeometry { c_in: 5, c_out: 40, kernel: 3, stride: 2, pad: 1 };
+        let uniform = Distribution::Uniform(-1.0, 1.0);
+        let w = Tensor::<4>::random([40, 5, 3, 3], uniform, &device);
+        let b = Tensor::<1>::random([40], uniform, &device);
+        let host = |t: Tensor<1>| t.into_data().to_vec::<f32>().unwrap();
+        let packed_w = pack(&host(w.clone().reshape([40 * 5 * 9])), &g);
+        let packed_b = pad_bias(&host(b.clone()), &g);
+        let tensor = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device);
+        let (packed_w, packed_b) = (tensor(packed_w), tensor(packed_b));
+        let x = Tensor::<4>::random([2, 5, 9, 9], uniform, &device);
+        let r = Tensor::<4>::random([2, 40, 5, 5], uniform, &device);
+        let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        let burn_conv = |x: Tensor<4>| relu(conv2d(x, w.clone(), Some(b.clone()), options.clone()) + r.clone());
+        let ours = |x: Tensor<4>| packed_conv(x, packed_w.clone(), packed_b.clone(), Some(r.clone()), &g, true);
+        let max_diff = |a: Tensor<4>, b: Tensor<4>| -> f32 { (a - b).abs().max().into_scalar() };
+        assert!(max_diff(burn_conv(x.clone()), ours(x.clone())) < 1e-5);
+        let grad = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+            let t = x.clone().autodiff().require_grad();
+            let y = f(t.clone());
+            assert!(y.device().is_autodiff());
+            let grads = (y.clone() * y).sum().backward();
+            t.grad(&grads).unwrap()
+        };
+        let (ga, gb) = (grad(&burn_conv), grad(&ours));
+        let scale: f32 = ga.clone().abs().max().into_scalar();
+        assert!(scale > 0.0 && max_diff(ga, gb) <= 1e-5 * scale);
+    }
+}

@@ -58,24 +58,6 @@ pub fn pack(oihw: &[f32], g: &ConvGeometry) -> Vec<f32> {
     out
 }
 
-/// The inverse of [`pack`].
-pub fn unpack(packed: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    let (k, depth) = (g.kernel, g.depth());
-    let mut out = vec![0.0; g.c_out * g.c_in * k * k];
-    for o in 0..g.c_out {
-        let (panel, lane) = (o / NR, o % NR);
-        for ci in 0..g.c_in {
-            for ky in 0..k {
-                for kx in 0..k {
-                    let row = (ky * k + kx) * g.c_in + ci;
-                    out[((o * g.c_in + ci) * k + ky) * k + kx] = packed[(panel * depth + row) * NR + lane];
-                }
-            }
-        }
-    }
-    out
-}
-
 /// The bias padded to whole panels.
 pub fn pad_bias(bias: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let mut out = bias.to_vec();

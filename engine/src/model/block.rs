@@ -15,25 +15,19 @@ use crate::error::Error;
 
 /// `conv` (no bias) then eval-mode `bn`, as every torchvision ResNet convolution is; after
 /// [`ConvBn::fold`], the convolution alone, with the batch norm folded into its weights and bias;
-/// after [`ConvBn::pack`], that convolution on the engine's CPU kernels.
+/// after [`ConvBn::pack`], that convolution also on the engine's CPU kernels.
 #[derive(Module, Debug)]
 pub struct ConvBn {
-    pub conv: Conv,
+    pub conv: Conv2d,
     /// `None` once folded.
     pub bn: Option<BatchNorm>,
     /// Once folded, a strided 1×1 convolution (the downsampling shortcuts) runs as a
     /// subsampling by this step, then a stride-1 convolution: burn `flex` has a fast path for
     /// 1×1 stride 1 only, and the general path is 2–3× slower on these shapes. 1 otherwise.
     pub subsample: usize,
-}
-
-/// Which code computes a convolution.
-#[derive(Module, Debug)]
-pub enum Conv {
-    /// burn's `Conv2d` (`[out, in / groups, k, k]` weights): training, GPUs, grouped convolutions.
-    Burn(Conv2d),
-    /// The engine's CPU kernels ([`crate::cpu`]), batch norm folded in.
-    Packed(PackedConv),
+    /// The folded convolution packed for the engine's CPU kernels ([`crate::cpu`]), which run
+    /// inference; `conv` stays for gradients (the feature attack), burn's own backward pass.
+    pub packed: Option<PackedConv>,
 }
 
 /// A convolution's weights packed for the engine's CPU kernels ([`crate::cpu::pack`]).
@@ -97,14 +91,15 @@ impl ConvBn {
             momentum: 0.1,
             epsilon: 1e-5,
         };
-        Ok(ConvBn { conv: Conv::Burn(conv), bn: Some(bn), subsample: 1 })
+        Ok(ConvBn { conv, bn: Some(bn), subsample: 1, packed: None })
     }
 
     /// The same function with the batch norm folded into the convolution (inference only: the
     /// running statistics become constants): with `s = γ / √(var + ε)`, weights `W·s` per output
     /// channel and bias `β − mean·s`. One pass over the activation instead of several.
     pub fn fold(self) -> Self {
-        let (Conv::Burn(conv), Some(bn)) = (&self.conv, &self.bn) else { return self };
+        let Some(bn) = &self.bn else { return self };
+        let conv = &self.conv;
         let scale = bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt();
         let bias = bn.beta.val() - bn.running_mean.value() * scale.clone();
         let [c_out] = scale.dims();
@@ -122,13 +117,13 @@ impl ConvBn {
             groups: conv.groups,
             padding: conv.padding.clone(),
         };
-        ConvBn { conv: Conv::Burn(conv), bn: None, subsample }
+        ConvBn { conv, bn: None, subsample, packed: None }
     }
 
-    /// A folded convolution moved onto the engine's CPU kernels: its weights packed once, here,
-    /// for every later call. Grouped, dilated or unevenly padded convolutions stay as they are.
+    /// A folded convolution also on the engine's CPU kernels: its weights packed once, here, for
+    /// every later call. Grouped, dilated or unevenly padded convolutions stay as they are.
     pub fn pack(self) -> Self {
-        let Conv::Burn(conv) = &self.conv else { return self };
+        let conv = &self.conv;
         let [k, kx] = conv.kernel_size;
         let [sy, sx] = conv.stride;
         let p = k / 2;
@@ -142,16 +137,20 @@ impl ConvBn {
         let [c_out, c_in, _, _] = conv.weight.dims();
         let device = conv.weight.val().device();
         let stride = sy * self.subsample;
+        if self.packed.is_some() {
+            return self;
+        }
         let g = ConvGeometry { c_in, c_out, kernel: k, stride, pad: p };
         let weight = pack::pack(&host_tensor(conv.weight.val()).data, &g);
         let bias = pack::pad_bias(&host_tensor(bias.val()).data, &g);
         let param = |v: Vec<f32>| Param::from_tensor(Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device));
         let packed = PackedConv { weight: param(weight), bias: param(bias), c_in, c_out, kernel: k, stride };
-        ConvBn { conv: Conv::Packed(packed), bn: None, subsample: 1 }
+        ConvBn { packed: Some(packed), ..self }
     }
 
-    pub fn is_packed(&self) -> bool {
-        matches!(self.conv, Conv::Packed(_))
+    /// Whether `x` goes through the engine's CPU kernels: packed, and no gradient wanted.
+    pub fn runs_packed(&self, x: &Tensor<4>) -> bool {
+        self.packed.is_some() && !x.device().is_autodiff()
     }
 
     /// `[N, C_in, H, W]` → `[N, C_out, H / stride, W / stride]`.
@@ -161,12 +160,9 @@ impl ConvBn {
 
     /// `relu?(conv(x) + residual?)`: on packed weights, one pass.
     pub fn forward_fused(&self, x: Tensor<4>, residual: Option<Tensor<4>>, relu: bool) -> Tensor<4> {
-        let conv = match &self.conv {
-            Conv::Packed(p) => {
-                return extension::packed_conv(x, p.weight.val(), p.bias.val(), residual, &p.geometry(), relu);
-            }
-            Conv::Burn(conv) => conv,
-        };
+        if let Some(p) = self.packed.as_ref().filter(|_| self.runs_packed(&x)) {
+            return extension::packed_conv(x, p.weight.val(), p.bias.val(), residual, &p.geometry(), relu);
+        }
         let x = match self.subsample {
             1 => x,
             s => x.slice([
@@ -176,7 +172,7 @@ impl ConvBn {
                 Slice::new(0, None, s as isize),
             ]),
         };
-        let mut x = conv.forward(x);
+        let mut x = self.conv.forward(x);
         if let Some(bn) = &self.bn {
             x = bn.forward(x);
         }
@@ -189,17 +185,8 @@ impl ConvBn {
     /// Host copies of the parameters under their torchvision keys (the inverse of [`Self::build`]).
     /// A folded convolution exports an identity batch norm carrying its bias.
     pub fn export(&self, conv: &str, bn: &str, out: &mut Vec<(String, HostTensor)>) {
-        let (weight, bias) = match &self.conv {
-            Conv::Burn(c) => (host_tensor(c.weight.val()), c.bias.as_ref().map(|b| host_tensor(b.val()))),
-            Conv::Packed(p) => {
-                let g = p.geometry();
-                let w = pack::unpack(&host_tensor(p.weight.val()).data, &g);
-                let mut b = host_tensor(p.bias.val());
-                b.data.truncate(g.c_out);
-                b.shape = vec![g.c_out];
-                (HostTensor { shape: vec![g.c_out, g.c_in, g.kernel, g.kernel], dtype: DType::F32, data: w }, Some(b))
-            }
-        };
+        let weight = host_tensor(self.conv.weight.val());
+        let bias = self.conv.bias.as_ref().map(|b| host_tensor(b.val()));
         let c = weight.shape[0];
         out.push((format!("{conv}.weight"), weight));
         match (&self.bn, bias) {

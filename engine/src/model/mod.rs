@@ -11,7 +11,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-pub use block::{Block, Conv, ConvBn, ConvSpec, PackedConv};
+pub use block::{Block, ConvBn, ConvSpec, PackedConv};
 use source::{ParamSource, RandomInit, Weights};
 
 use crate::checkpoint::StateDict;
@@ -282,7 +282,7 @@ impl ResNet {
         let x = (images.clamp(0.0, 1.0) - mean) / std;
         let mut x = self.stem.forward_fused(x, None, true);
         if let Some(pool) = &self.maxpool {
-            x = match self.stem.is_packed() {
+            x = match self.stem.runs_packed(&x) {
                 // Keeps the stem's channels-last output so for layer1.
                 true => crate::cpu::extension::max_pool(x, 3, 2, 1),
                 false => pool.forward(x),
@@ -423,7 +423,7 @@ mod tests {
 
     /// The packed model (the engine's CPU kernels) computes the folded model's function,
     /// exports the same weights, and gives the same input gradients through autodiff (the
-    /// feature attack's path, which composes burn's own operations from the packed weights).
+    /// feature attack's path, on burn's convolutions).
     #[test]
     fn packing_keeps_the_function_its_export_and_its_gradients() {
         let device = Device::flex();
@@ -438,7 +438,7 @@ mod tests {
             let sd = config.init(&device, 3).state_dict("test");
             let folded = config.load(&sd, &device).unwrap().fold_batch_norms();
             let packed = config.load(&sd, &device).unwrap().fold_batch_norms().pack_for(&device);
-            assert!(packed.stem.is_packed() && packed.stages[3][0].convs.iter().all(ConvBn::is_packed));
+            assert!(packed.stem.packed.is_some() && packed.stages[3][0].convs.iter().all(|c| c.packed.is_some()));
             let x = Tensor::<4>::random([3, 3, side, side], Distribution::Uniform(0.0, 1.0), &device);
             let (a, b) = (folded.forward(x.clone()), packed.forward(x.clone()));
             let scale: f32 = a.layer4.clone().abs().max().into_scalar();
