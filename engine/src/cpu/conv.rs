@@ -47,8 +47,8 @@ pub fn conv(
     let kc = depth.div_ceil(depth.div_ceil(KC_MAX));
     let panels = g.panels();
     let m_blocks = m.div_ceil(MC);
-    // Enough tasks to keep every thread busy: split the channels when pixels are few.
-    let want = 4 * threads();
+    // Enough tasks that threads finish together: split the channels when pixels are few.
+    let want = 16 * threads();
     let per_group = panels.div_ceil(want.div_ceil(m_blocks).clamp(1, panels));
     let groups = panels.div_ceil(per_group);
     let out_ptr = SharedMut(out.as_mut_ptr());
@@ -63,7 +63,9 @@ pub fn conv(
         let mut k0 = 0;
         while k0 < depth {
             let kl = kc.min(depth - k0);
-            buf.resize(micro * MR * kl, 0.0);
+            if buf.len() < micro * MR * kl {
+                buf.resize(micro * MR * kl, 0.0);
+            }
             for i in 0..micro {
                 let first = m0 + i * MR;
                 if !in_place || first + MR > m {
@@ -125,18 +127,32 @@ fn gather(x: Nhwc, g: &ConvGeometry, ho: usize, wo: usize, first: usize, end: us
             continue;
         }
         let (b, oy, ox) = (pixel / (ho * wo), pixel / wo % ho, pixel % wo);
+        // K runs over rows of taps (ky), each `kernel·c_in` values that lie side by side in
+        // the input where the row is inside it: one copy per row, per tap at the borders.
+        let span = g.kernel * g.c_in;
         let mut k = k0;
         while k < k0 + kl {
-            let (tap, ci) = (k / g.c_in, k % g.c_in);
-            let run = (g.c_in - ci).min(k0 + kl - k);
-            let iy = (oy * g.stride + tap / g.kernel) as isize - g.pad as isize;
-            let ix = (ox * g.stride + tap % g.kernel) as isize - g.pad as isize;
+            let (ky, within) = (k / span, k % span);
+            let run = (span - within).min(k0 + kl - k);
+            let iy = (oy * g.stride + ky) as isize - g.pad as isize;
             let out = &mut row[k - k0..k - k0 + run];
-            if iy >= 0 && ix >= 0 && (iy as usize) < x.h && (ix as usize) < x.w {
-                let at = ((b * x.h + iy as usize) * x.w + ix as usize) * x.c + ci;
+            let ix0 = (ox * g.stride) as isize - g.pad as isize;
+            let (first_ix, last_ix) = (ix0 + (within / g.c_in) as isize, ix0 + ((within + run - 1) / g.c_in) as isize);
+            if iy < 0 || iy as usize >= x.h {
+                out.fill(0.0);
+            } else if first_ix >= 0 && (last_ix as usize) < x.w {
+                let row_start = ((b * x.h + iy as usize) * x.w * x.c) as isize;
+                let at = (row_start + ix0 * x.c as isize + within as isize) as usize;
                 out.copy_from_slice(&x.data[at..at + run]);
             } else {
-                out.fill(0.0);
+                for (j, v) in out.iter_mut().enumerate() {
+                    let ix = ix0 + ((within + j) / g.c_in) as isize;
+                    *v = if ix >= 0 && (ix as usize) < x.w {
+                        x.data[((b * x.h + iy as usize) * x.w + ix as usize) * x.c + (within + j) % g.c_in]
+                    } else {
+                        0.0
+                    };
+                }
             }
             k += run;
         }
@@ -279,6 +295,8 @@ mod tests {
             (1, 8, 9, 48, 64, 1, 2, 0, false, false),
             (1, 5, 5, 96, 32, 3, 1, 1, true, true),
             (1, 4, 4, 520, 20, 1, 1, 0, false, true),
+            (2, 6, 7, 48, 40, 3, 1, 1, true, true),
+            (1, 9, 9, 64, 32, 3, 2, 1, false, true),
         ];
         for (i, &(n, h, w, c_in, c_out, kernel, stride, pad, res, relu)) in cases.iter().enumerate() {
             let g = ConvGeometry { c_in, c_out, kernel, stride, pad };

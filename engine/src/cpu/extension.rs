@@ -241,7 +241,7 @@ mod tests {
         let uniform = Distribution::Uniform(-1.0, 1.0);
         let w = Tensor::<4>::random([40, 5, 3, 3], uniform, &device);
         let b = Tensor::<1>::random([40], uniform, &device);
-        let host = |t: Tensor<1>| t.into_data().to_vec::<f32>().unwrap();
+        let host = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
         let packed_w = pack(&host(w.clone().reshape([40 * 5 * 9])), &g);
         let packed_b = pad_bias(&host(b.clone()), &g);
         let tensor = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device);
