@@ -117,7 +117,7 @@ install: build app
 BENCH_ENV := $(CACHE)/benchenv
 bench: build
 	@test -x $(BENCH_ENV)/bin/python || python3 -m venv $(BENCH_ENV)
-	@$(BENCH_ENV)/bin/pip install -q numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0 safetensors==0.8.0
+	@$(BENCH_ENV)/bin/pip install -q numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0 safetensors==0.8.0 torch==2.9.1
 	@mkdir -p $(DEMO_OUT)
 	$(BENCH_ENV)/bin/python tools/bench_cpu.py --salient $(SALIENT) --json $(DEMO_OUT)/bench-cpu.json
 

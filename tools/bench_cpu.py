@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Features + masks throughput: salient (burn) against ONNX Runtime, same weights, same run.
+"""Features + masks throughput: salient (burn) against ONNX Runtime and PyTorch eager on the CPU,
+same weights, same run.
 
-`make bench` runs this in a virtual environment with numpy, onnx, onnxruntime and safetensors
-from PyPI. It writes seeded random ResNet-50 weights (torchvision layout, non-trivial batch
-norms) as safetensors, builds the identical network as an ONNX graph (clamp, normalize, ResNet-50,
-returning logits, features and the layer4 maps), and times, per batch size, one forward pass per
-batch plus the soft mask of each image's predicted class's top-5 features — the work `salient
-bench` times on the same file. Several runs after a warm-up; medians; peak memory of each
-process. Prints one table with the ratios; `--json` also writes the figures.
+`make bench` runs this in a virtual environment with numpy, onnx, onnxruntime, torch and
+safetensors from PyPI. It writes seeded random ResNet-50 weights (torchvision layout, non-trivial
+batch norms) as safetensors, builds the identical network as an ONNX graph and as PyTorch
+functional calls (clamp, normalize, ResNet-50 with its batch norms, returning logits, features and
+the layer4 maps), and times, per batch size, one forward pass per batch plus the soft mask of each
+image's predicted class's top-5 features — the work `salient bench` times on the same file.
+Several runs after a warm-up; medians; each runtime in its own process, for its own peak memory.
+Prints one table with the ratios; `--json` also writes the figures.
 """
 import argparse
 import json
@@ -117,6 +119,52 @@ def bench_ort(onnx_path, sd, batches, runs, per_run):
     return figures, peak
 
 
+def bench_torch(sd, batches, runs, per_run):
+    """PyTorch eager, inference mode, all CPU threads: the same network as `onnx_resnet50`."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(os.cpu_count())
+    t = {k: torch.from_numpy(v) for k, v in sd.items()}
+    mean, std = torch.from_numpy(MEAN).view(1, 3, 1, 1), torch.from_numpy(STD).view(1, 3, 1, 1)
+
+    def conv_bn(x, conv, bn, stride, pad):
+        x = F.conv2d(x, t[conv + ".weight"], stride=stride, padding=pad)
+        return F.batch_norm(x, t[bn + ".running_mean"], t[bn + ".running_var"], t[bn + ".weight"], t[bn + ".bias"], False, 0.0, 1e-5)
+
+    def forward(x):
+        x = (x.clamp(0, 1) - mean) / std
+        x = F.max_pool2d(F.relu(conv_bn(x, "conv1", "bn1", 2, 3)), 3, 2, 1)
+        for s, n in enumerate(LAYERS):
+            for b in range(n):
+                p = f"layer{s + 1}.{b}"
+                stride = 2 if s > 0 and b == 0 else 1
+                h = F.relu(conv_bn(x, p + ".conv1", p + ".bn1", 1, 0))
+                h = F.relu(conv_bn(h, p + ".conv2", p + ".bn2", stride, 1))
+                h = conv_bn(h, p + ".conv3", p + ".bn3", 1, 0)
+                short = conv_bn(x, p + ".downsample.0", p + ".downsample.1", stride, 0) if b == 0 else x
+                x = F.relu(h + short)
+        features = x.mean((2, 3))
+        return F.linear(features, t["fc.weight"], t["fc.bias"]), features, x
+
+    up = bilinear_matrix(7, 224)
+    fc = sd["fc.weight"]
+    rng = np.random.default_rng(0)
+    figures = {}
+    with torch.inference_mode():
+        for b in batches:
+            x = torch.from_numpy(rng.random((b, 3, 224, 224), dtype=np.float32))
+
+            def work():
+                for _ in range(per_run):
+                    logits, features, maps = forward(x)
+                    masks(logits.numpy(), features.numpy(), maps.numpy(), fc, up)
+
+            figures[b] = images_per_second(work, b * per_run, runs)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return figures, peak, torch.__version__
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--salient", required=True, help="the salient binary")
@@ -125,6 +173,7 @@ def main():
     ap.add_argument("--batches", type=int, default=2, help="batches per run")
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--ort-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--torch-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--weights", help=argparse.SUPPRESS)
     a = ap.parse_args()
     batches = [int(b) for b in a.batch.split(",")]
@@ -134,18 +183,28 @@ def main():
         figures, peak = bench_ort(a.weights + ".onnx", sd, batches, a.runs, a.batches)
         print(json.dumps({"figures": figures, "peak_rss_mb": peak}))
         return
+    if a.torch_only:  # child process: PyTorch alone
+        from safetensors.numpy import load_file
+        figures, peak, version = bench_torch(load_file(a.weights), batches, a.runs, a.batches)
+        print(json.dumps({"figures": figures, "peak_rss_mb": peak, "version": version}))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         weights = os.path.join(tmp, "resnet50-random.safetensors")
         sd = random_resnet50()
         save_file(sd, weights)
         onnx.save(onnx_resnet50(sd), weights + ".onnx")
-        child = [sys.executable, __file__, "--ort-only", "--weights", weights, "--salient", a.salient, "--batch", a.batch,
-                 "--runs", str(a.runs), "--batches", str(a.batches)]
-        ort_out = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout)
+        def child(flag):
+            cmd = [sys.executable, __file__, flag, "--weights", weights, "--salient", a.salient, "--batch", a.batch,
+                   "--runs", str(a.runs), "--batches", str(a.batches)]
+            return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+        ort_out = child("--ort-only")
+        torch_out = child("--torch-only")
         ours = json.loads(subprocess.run(
             [a.salient, "bench", "-w", weights, "--batch", a.batch, "--runs", str(a.runs), "--batches", str(a.batches), "--json"],
             check=True, capture_output=True, text=True).stdout)
     ort_fig = {int(k): v for k, v in ort_out["figures"].items()}
+    torch_fig = {int(k): v for k, v in torch_out["figures"].items()}
     our_fig = {b["batch"]: b["images_per_second"] for b in ours["batches"]}
     print(f"ResNet-50, 224×224, features + top-5 masks, {os.cpu_count()} CPU threads, {platform.processor() or platform.machine()}")
     print(f"(median of {a.runs} runs of {a.batches} batches after a warm-up; same random weights)")
@@ -153,14 +212,16 @@ def main():
     print("| runtime | " + " | ".join(f"batch {b} (img/s)" for b in batches) + " | peak RSS |")
     print("|---|" + "---|" * len(batches) + "---|")
     print(f"| ONNX Runtime {ort.__version__} | " + " | ".join(f"{ort_fig[b]:.1f}" for b in batches) + f" | {ort_out['peak_rss_mb']:.0f} MB |")
-    print(f"| salient ({ours['backend']}) | " + " | ".join(f"{our_fig[b]:.1f}" for b in batches) + f" | {ours['peak_rss_mb']:.0f} MB |")
+    print(f"| PyTorch {torch_out['version']} eager | " + " | ".join(f"{torch_fig[b]:.1f}" for b in batches) + f" | {torch_out['peak_rss_mb']:.0f} MB |")
+    print(f"| salient ({ours['backend']}, {ours.get('cpu_kernels') or 'no'} kernels) | " + " | ".join(f"{our_fig[b]:.1f}" for b in batches) + f" | {ours['peak_rss_mb']:.0f} MB |")
     print("| ratio salient / ORT | " + " | ".join(f"{our_fig[b] / ort_fig[b]:.2f}×" for b in batches) + f" | {ours['peak_rss_mb'] / ort_out['peak_rss_mb']:.2f}× |")
+    print("| ratio salient / PyTorch | " + " | ".join(f"{our_fig[b] / torch_fig[b]:.2f}×" for b in batches) + f" | {ours['peak_rss_mb'] / torch_out['peak_rss_mb']:.2f}× |")
     if ours.get("attack_seconds_per_step"):
         s = ours["attack_seconds_per_step"]
         print(f"\nsalient feature attack: {s:.3f} s per step, {100 * s:.0f} s for the default 100 steps")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"onnxruntime": ort_out, "onnxruntime_version": ort.__version__, "salient": ours}, f, indent=2)
+            json.dump({"onnxruntime": ort_out, "onnxruntime_version": ort.__version__, "pytorch": torch_out, "salient": ours}, f, indent=2)
 
 
 if __name__ == "__main__":

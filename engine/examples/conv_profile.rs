@@ -1,7 +1,9 @@
-//! Where ResNet-50's forward time goes on this backend: every distinct convolution of the
-//! network, timed through burn's `conv2d` at a batch size, against the same multiply-adds as
-//! one plain matrix product (`matmul` of the im2col shapes) — the floor a convolution built on
-//! GEMM could reach. A minimal reproduction of the gap for burn's issue tracker.
+//! Where ResNet-50's forward time goes on the CPU: every distinct convolution of the network,
+//! timed through burn's `conv2d` at a batch size, against the same multiply-adds as one plain
+//! matrix product (`matmul` of the im2col shapes, the floor of a GEMM-based convolution) and
+//! through the engine's own kernels (`salient_engine::cpu`: packed weights, channels-last input,
+//! bias and ReLU fused); then the whole forward pass both ways. The reproduction for burn's
+//! issue tracker (docs/cpu-kernels.md).
 //!
 //! `cargo run --release -p salient-engine --example conv_profile -- [BATCH]` (default 16).
 
@@ -11,6 +13,9 @@ use burn::module::Module;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
+use salient_engine::cpu::ConvGeometry;
+use salient_engine::cpu::extension::packed_conv;
+use salient_engine::cpu::pack::{pack, pad_bias};
 use salient_engine::model::ResNetConfig;
 
 /// `(c_in, c_out, kernel, stride, input side, occurrences in ResNet-50)`.
@@ -56,13 +61,16 @@ fn median_seconds(mut f: impl FnMut()) -> f64 {
 fn main() {
     let batch: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(16);
     let device = Device::flex();
-    println!("ResNet-50 convolutions, batch {batch}, burn flex; times are per occurrence, medians of 3");
+    let kernel = salient_engine::cpu::Isa::detect();
     println!(
-        "{:>26} {:>4} {:>10} {:>10} {:>9} {:>9}",
-        "c_in→c_out k/stride @side", "n", "conv ms", "gemm ms", "conv GF/s", "conv/gemm"
+        "ResNet-50 convolutions, batch {batch}, burn flex; the engine's kernel: {kernel:?}; times are per occurrence, medians of 3"
     );
-    let (mut conv_total, mut gemm_total, mut flops_total) = (0.0, 0.0, 0.0);
-    let mut by_kind = std::collections::BTreeMap::<String, (f64, f64)>::new();
+    println!(
+        "{:>26} {:>4} {:>10} {:>10} {:>10} {:>9} {:>11}",
+        "c_in→c_out k/stride @side", "n", "conv ms", "gemm ms", "packed ms", "conv GF/s", "packed GF/s"
+    );
+    let (mut conv_total, mut gemm_total, mut packed_total, mut flops_total) = (0.0, 0.0, 0.0, 0.0);
+    let mut by_kind = std::collections::BTreeMap::<String, (f64, f64, f64)>::new();
     for (c_in, c_out, k, stride, side, count) in CONVS {
         let x = Tensor::<4>::random([batch, c_in, side, side], Distribution::Uniform(0.0, 1.0), &device);
         let w = Tensor::<4>::random([c_out, c_in, k, k], Distribution::Normal(0.0, 0.05), &device);
@@ -79,51 +87,69 @@ fn main() {
         let gemm = median_seconds(|| {
             std::hint::black_box(a.clone().matmul(bm.clone()).into_data());
         });
+        // The engine's kernel on a channels-last input (as its previous convolution leaves it):
+        // made by a packed 1×1 identity convolution.
+        let host = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+        let packed_tensor = |v: Vec<f32>| Tensor::<1>::from_floats(v.as_slice(), &device);
+        let id = ConvGeometry { c_in, c_out: c_in, kernel: 1, stride: 1, pad: 0 };
+        let eye: Vec<f32> = (0..c_in * c_in).map(|i| if i % (c_in + 1) == 0 { 1.0 } else { 0.0 }).collect();
+        let (eye_w, eye_b) = (packed_tensor(pack(&eye, &id)), packed_tensor(pad_bias(&vec![0.0; c_in], &id)));
+        let x_last = packed_conv(x.clone(), eye_w, eye_b, None, &id, false);
+        let g = ConvGeometry { c_in, c_out, kernel: k, stride, pad: k / 2 };
+        let (pw, pb) = (packed_tensor(pack(&host(w.clone()), &g)), packed_tensor(pad_bias(&vec![0.0; c_out], &g)));
+        let packed = median_seconds(|| {
+            std::hint::black_box(packed_conv(x_last.clone(), pw.clone(), pb.clone(), None, &g, true));
+        });
         let flops = 2.0 * (m * kk * n) as f64;
         println!(
-            "{:>26} {count:>4} {:>10.2} {:>10.2} {:>9.1} {:>8.2}×",
+            "{:>26} {count:>4} {:>10.2} {:>10.2} {:>10.2} {:>9.1} {:>11.1}",
             format!("{c_in}→{c_out} {k}×{k}/{stride} @{side}"),
             conv * 1e3,
             gemm * 1e3,
+            packed * 1e3,
             flops / conv / 1e9,
-            conv / gemm
+            flops / packed / 1e9,
         );
         let kind = format!("{k}×{k} stride {stride}");
         let e = by_kind.entry(kind).or_default();
         e.0 += conv * count as f64;
         e.1 += gemm * count as f64;
+        e.2 += packed * count as f64;
         conv_total += conv * count as f64;
         gemm_total += gemm * count as f64;
+        packed_total += packed * count as f64;
         flops_total += flops * count as f64;
     }
     println!();
-    for (kind, (conv, gemm)) in &by_kind {
+    for (kind, (conv, gemm, packed)) in &by_kind {
         println!(
-            "{kind:>14}: {:7.1} ms conv, {:7.1} ms as gemm ({:4.1}% of conv time)",
+            "{kind:>14}: {:7.1} ms conv, {:7.1} ms as gemm, {:7.1} ms packed ({:4.1}% of conv time)",
             conv * 1e3,
             gemm * 1e3,
+            packed * 1e3,
             100.0 * conv / conv_total
         );
     }
-    let model = ResNetConfig::resnet50().init(&device, 0).valid().fold_batch_norms();
+    let per_second = |t: f64| (batch as f64 / t, flops_total / t / 1e9);
+    for (name, t) in [("burn conv2d", conv_total), ("plain GEMMs", gemm_total), ("engine kernels", packed_total)] {
+        let (images, gflops) = per_second(t);
+        println!("all convolutions, {name}: {:.1} ms per batch ({images:.1} img/s, {gflops:.0} GFLOP/s)", t * 1e3);
+    }
+    let folded = ResNetConfig::resnet50().init(&device, 0).valid().fold_batch_norms();
     let x = Tensor::<4>::random([batch, 3, 224, 224], Distribution::Uniform(0.0, 1.0), &device);
-    let forward = median_seconds(|| {
-        std::hint::black_box(model.forward(x.clone()).layer4.into_data());
-    });
-    println!(
-        "whole forward pass (batch norms folded, layer4 read back): {:.1} ms per batch ({:.1} img/s): convolutions {:.0}%, the rest {:.0}%",
-        forward * 1e3,
-        batch as f64 / forward,
-        100.0 * conv_total / forward,
-        100.0 * (1.0 - conv_total / forward)
-    );
-    println!(
-        "all convolutions: {:.1} ms per batch ({:.1} img/s, {:.0} GFLOP/s); as plain GEMMs: {:.1} ms ({:.1} img/s, {:.0} GFLOP/s)",
-        conv_total * 1e3,
-        batch as f64 / conv_total,
-        flops_total / conv_total / 1e9,
-        gemm_total * 1e3,
-        batch as f64 / gemm_total,
-        flops_total / gemm_total / 1e9
-    );
+    let forward = |model: &salient_engine::ResNet| {
+        median_seconds(|| {
+            std::hint::black_box(model.forward(x.clone()).layer4.into_data());
+        })
+    };
+    let burn_forward = forward(&folded);
+    let packed_forward = forward(&folded.pack_for(&device));
+    for (name, t, convs) in [("burn", burn_forward, conv_total), ("engine kernels", packed_forward, packed_total)] {
+        println!(
+            "whole forward pass on {name} (batch norms folded, layer4 read back): {:.1} ms per batch ({:.1} img/s); convolutions {:.0}% of it",
+            t * 1e3,
+            batch as f64 / t,
+            100.0 * convs / t
+        );
+    }
 }

@@ -84,6 +84,11 @@ impl Engine {
         Ok(Engine { model, config, device: device.clone(), source: sd.source.clone(), fc, class_names, view })
     }
 
+    /// The engine's own CPU convolution kernels this model runs on, if any ([`crate::cpu`]).
+    pub fn cpu_kernels(&self) -> Option<crate::cpu::Isa> {
+        self.model.stem.packed.as_ref().and_then(|_| crate::cpu::Isa::detect())
+    }
+
     /// Reads a checkpoint file (any supported format) and loads it.
     pub fn load(path: &std::path::Path, device: &Device) -> Result<Self, Error> {
         Self::from_state_dict(&StateDict::load(path)?, device)

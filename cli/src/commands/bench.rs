@@ -57,6 +57,8 @@ struct Figures {
     schema: u32,
     model: String,
     backend: String,
+    /// The engine's own CPU convolution kernels in use (`avx512`), if any.
+    cpu_kernels: Option<String>,
     threads: usize,
     batches: Vec<BatchFigure>,
     attack_seconds_per_step: Option<f64>,
@@ -126,6 +128,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         schema: salient_pipeline::SCHEMA,
         model: salient_engine::engine::describe(&engine.config),
         backend: args.model.backend.to_string(),
+        cpu_kernels: engine.cpu_kernels().map(|isa| isa.name().to_owned()),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         batches: figures,
         attack_seconds_per_step,
@@ -137,9 +140,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         if let Some(s) = figures.attack_seconds_per_step {
             println!("feature attack: {s:.3} s per step ({:.1} s for the default 100 steps)", s * 100.0);
         }
+        let kernels = figures.cpu_kernels.as_ref().map_or(String::new(), |k| format!(" ({k} kernels)"));
         for b in &figures.batches {
             println!(
-                "{} · {} · batch {}: {:.2} images/s (features + masks)",
+                "{} · {}{kernels} · batch {}: {:.2} images/s (features + masks)",
                 figures.model, figures.backend, b.batch, b.images_per_second
             );
         }

@@ -19,6 +19,13 @@ pub enum Isa {
 }
 
 impl Isa {
+    /// Its short name, for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512",
+        }
+    }
+
     /// The best kernel this CPU runs, or `None` where the engine has none (then convolutions
     /// stay on burn's own path: wasm, ARM, x86-64 without AVX-512).
     pub fn detect() -> Option<Isa> {
@@ -55,6 +62,7 @@ pub struct Epilogue {
 /// the residual) hold `mr` rows of `nr` floats at stride `ldc`; the CPU has the kernel's
 /// instruction set.
 #[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 pub unsafe fn run(
     isa: Isa,
     k: usize,
