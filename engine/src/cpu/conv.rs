@@ -21,8 +21,18 @@ pub struct Nhwc<'a> {
     pub c: usize,
 }
 
-/// `x` convolved with the packed weights, plus the padded bias, plus `residual` (`[n, ho, wo,
-/// c_out]`), through a ReLU when `relu`: `[n, ho, wo, c_out]`, contiguous.
+/// Where the residual (`[n, ho, wo, c_out]`) comes from.
+#[derive(Clone, Copy)]
+pub enum Residual<'a> {
+    None,
+    Separate(&'a [f32]),
+    /// Already in the output buffer: the result overwrites it (the block's shortcut is not
+    /// needed after its last convolution, so its buffer is reused).
+    InOutput,
+}
+
+/// `x` convolved with the packed weights, plus the padded bias, plus `residual`, through a ReLU
+/// when `relu`: `[n, ho, wo, c_out]`, contiguous, in a new buffer.
 pub fn conv(
     isa: Isa,
     x: Nhwc,
@@ -32,17 +42,39 @@ pub fn conv(
     residual: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
+    let len = x.n * g.out_side(x.h) * g.out_side(x.w) * g.c_out;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let residual = residual.map_or(Residual::None, Residual::Separate);
+    conv_into(isa, x, g, packed, bias, residual, relu, out.spare_capacity_mut());
+    // SAFETY: the first slice of K (`accumulate: false`) stored every row < m and column < c_out.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// [`conv`] into `out` (`[n, ho, wo, c_out]`), which holds the residual when it is
+/// [`Residual::InOutput`] and may be uninitialized otherwise; every value is written.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_into(
+    isa: Isa,
+    x: Nhwc,
+    g: &ConvGeometry,
+    packed: &[f32],
+    bias: &[f32],
+    residual: Residual,
+    relu: bool,
+    out: &mut [std::mem::MaybeUninit<f32>],
+) {
     assert_eq!(x.c, g.c_in, "input channels");
     assert_eq!(x.data.len(), x.n * x.h * x.w * x.c, "input size");
     assert_eq!(packed.len(), g.packed_len(), "packed weights");
     assert_eq!(bias.len(), g.panels() * NR, "padded bias");
     let (ho, wo) = (g.out_side(x.h), g.out_side(x.w));
     let m = x.n * ho * wo;
-    if let Some(r) = residual {
+    assert_eq!(out.len(), m * g.c_out, "output size");
+    if let Residual::Separate(r) = residual {
         assert_eq!(r.len(), m * g.c_out, "residual size");
     }
-    let len = m * g.c_out;
-    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let onto_output = matches!(residual, Residual::InOutput);
     let depth = g.depth();
     let kc = depth.div_ceil(depth.div_ceil(KC_MAX));
     let panels = g.panels();
@@ -51,10 +83,10 @@ pub fn conv(
     let want = 16 * threads();
     let per_group = panels.div_ceil(want.div_ceil(m_blocks).clamp(1, panels));
     let groups = panels.div_ceil(per_group);
-    let out_ptr = SharedMut(out.as_mut_ptr());
+    let out_ptr = SharedMut(out.as_mut_ptr().cast::<f32>());
     // A 1×1 convolution's rows of A are the input's pixels.
     let in_place = g.kernel == 1 && g.stride == 1 && g.pad == 0;
-    let res_ptr = residual.map_or(std::ptr::null(), <[f32]>::as_ptr) as usize;
+    let res_ptr = if let Residual::Separate(r) = residual { r.as_ptr() as usize } else { 0 };
     let task = |t: usize, buf: &mut Vec<f32>| {
         let (mb, group) = (t / groups, t % groups);
         let (m0, m1) = (mb * MC, ((mb + 1) * MC).min(m));
@@ -80,7 +112,13 @@ pub fn conv(
                     let at = row * g.c_out + p * NR;
                     let residual =
                         if res_ptr == 0 { std::ptr::null() } else { (res_ptr as *const f32).wrapping_add(at) };
-                    let ep = Epilogue { accumulate: k0 > 0, last: k0 + kl == depth, bias: bias[p * NR..].as_ptr(), residual, relu };
+                    let ep = Epilogue {
+                        accumulate: k0 > 0 || onto_output,
+                        last: k0 + kl == depth,
+                        bias: bias[p * NR..].as_ptr(),
+                        residual,
+                        relu,
+                    };
                     let (a, lda) = if in_place && row + MR <= m {
                         (x.data[row * g.c_in + k0..].as_ptr(), g.c_in)
                     } else {
@@ -111,9 +149,6 @@ pub fn conv(
         }
     };
     for_each_task(m_blocks * groups, task);
-    // SAFETY: the first slice of K (`accumulate: false`) stored every row < m and column < c_out.
-    unsafe { out.set_len(len) };
-    out
 }
 
 /// Gathers the patches of output pixels `first..first + MR` (those ≥ `end` are zero) over
@@ -296,6 +331,7 @@ mod tests {
             (1, 5, 5, 96, 32, 3, 1, 1, true, true),
             (1, 4, 4, 520, 20, 1, 1, 0, false, true),
             (2, 6, 7, 48, 40, 3, 1, 1, true, true),
+            (1, 7, 7, 400, 64, 1, 1, 0, true, true),
             (1, 9, 9, 64, 32, 3, 2, 1, false, true),
         ];
         for (i, &(n, h, w, c_in, c_out, kernel, stride, pad, res, relu)) in cases.iter().enumerate() {
@@ -306,8 +342,19 @@ mod tests {
             let bias = values(c_out, 200 + i as u32);
             let out_len = n * g.out_side(h) * g.out_side(w) * c_out;
             let residual = res.then(|| values(out_len, 300 + i as u32));
-            let got = conv(isa, x, &g, &pack(&weights, &g), &pad_bias(&bias, &g), residual.as_deref(), relu);
+            let (packed, padded) = (pack(&weights, &g), pad_bias(&bias, &g));
+            let got = conv(isa, x, &g, &packed, &padded, residual.as_deref(), relu);
             let want = reference(x, &weights, &bias, &g, residual.as_deref(), relu);
+            if let Some(r) = &residual {
+                // The same with the residual in the output buffer.
+                let mut out: Vec<std::mem::MaybeUninit<f32>> = r.iter().map(|&v| std::mem::MaybeUninit::new(v)).collect();
+                conv_into(isa, x, &g, &packed, &padded, Residual::InOutput, relu, &mut out);
+                // SAFETY: conv_into writes every value.
+                let in_output: Vec<f32> = out.into_iter().map(|v| unsafe { v.assume_init() }).collect();
+                for (j, (a, b)) in in_output.iter().zip(&want).enumerate() {
+                    assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "case {i} in place, value {j}: {a} vs {b}");
+                }
+            }
             assert_eq!(got.len(), want.len(), "case {i}");
             for (j, (a, b)) in got.iter().zip(&want).enumerate() {
                 assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "case {i}, value {j}: {a} vs {b}");

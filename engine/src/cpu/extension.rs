@@ -145,18 +145,25 @@ fn flex_conv(
     let [n, _, h, w] = dims(&x);
     let (ho, wo) = (g.out_side(h), g.out_side(w));
     let x = channels_last(x);
-    let residual = residual.map(channels_last);
+    let input = Nhwc { data: f32s(&x), n, h, w, c: g.c_in };
     let (weight, bias) = (weight.to_contiguous(), bias.to_contiguous());
-    let out = conv::conv(
-        isa,
-        Nhwc { data: f32s(&x), n, h, w, c: g.c_in },
-        g,
-        f32s(&weight),
-        f32s(&bias),
-        residual.as_ref().map(f32s),
-        relu,
-    );
-    channels_last_tensor(out, [n, g.c_out, ho, wo])
+    let (weight, bias) = (f32s(&weight), f32s(&bias));
+    match residual {
+        // The block's shortcut, held by no one else: the result overwrites it in place.
+        Some(mut r) if is_channels_last(&r) && r.layout().start_offset() == 0 && r.is_unique() => {
+            let out = r.try_storage_mut::<f32>().expect("a unique tensor");
+            let out = &mut out[..n * ho * wo * g.c_out];
+            // SAFETY: f32 and MaybeUninit<f32> have the same layout; every value stays initialized.
+            let out = unsafe { &mut *(out as *mut [f32] as *mut [std::mem::MaybeUninit<f32>]) };
+            conv::conv_into(isa, input, g, weight, bias, conv::Residual::InOutput, relu, out);
+            r
+        }
+        residual => {
+            let residual = residual.map(channels_last);
+            let out = conv::conv(isa, input, g, weight, bias, residual.as_ref().map(f32s), relu);
+            channels_last_tensor(out, [n, g.c_out, ho, wo])
+        }
+    }
 }
 
 impl<B: Backend + CpuKernels, C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy> CpuKernels

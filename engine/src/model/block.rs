@@ -276,9 +276,12 @@ impl Block {
             None => x.clone(),
         };
         let last = self.convs.len() - 1;
+        // Moved, not cloned, into the last convolution: on the CPU kernels it then takes the
+        // shortcut's buffer for its output.
+        let mut identity = Some(identity);
         let mut out = x;
         for (i, conv) in self.convs.iter().enumerate() {
-            out = if i < last { conv.forward_fused(out, None, true) } else { conv.forward_fused(out, Some(identity.clone()), true) };
+            out = conv.forward_fused(out, if i == last { identity.take() } else { None }, true);
         }
         out
     }
