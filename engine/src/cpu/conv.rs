@@ -8,6 +8,8 @@ use super::pack::ConvGeometry;
 
 /// Output pixels per block: a block's gathered patches stay in the L2 cache.
 const MC: usize = 8 * MR;
+/// Floats of patches gathered once for all tasks at most (16 MB).
+const SHARED_MAX: usize = 4 << 20;
 /// Depth of one slice of `K` (the gathered block and one weight panel slice fit L2 and L1).
 const KC_MAX: usize = 384;
 
@@ -87,6 +89,18 @@ pub fn conv_into(
     // A 1×1 convolution's rows of A are the input's pixels.
     let in_place = g.kernel == 1 && g.stride == 1 && g.pad == 0;
     let res_ptr = if let Residual::Separate(r) = residual { r.as_ptr() as usize } else { 0 };
+    // When the channels are split, the tasks of one pixel block would gather the same patches:
+    // gather them once, up front, while that is small (the last layers, small batches).
+    let shared = (groups > 1 && !in_place && m_blocks * MC * depth <= SHARED_MAX).then(|| {
+        let mut a = vec![0.0f32; m_blocks * MC * depth];
+        let a_ptr = SharedMut(a.as_mut_ptr());
+        for_each_task(m.div_ceil(MR), |i, _| {
+            // SAFETY: task `i` alone writes micro-panel `i` (MR rows of `depth`), inside `a`.
+            let dst = unsafe { std::slice::from_raw_parts_mut(a_ptr.get().add(i * MR * depth), MR * depth) };
+            gather(x, g, ho, wo, i * MR, m, 0, depth, dst);
+        });
+        a
+    });
     let task = |t: usize, buf: &mut Vec<f32>| {
         let (mb, group) = (t / groups, t % groups);
         let (m0, m1) = (mb * MC, ((mb + 1) * MC).min(m));
@@ -98,7 +112,7 @@ pub fn conv_into(
             if buf.len() < micro * MR * kl {
                 buf.resize(micro * MR * kl, 0.0);
             }
-            for i in 0..micro {
+            for i in (0..micro).filter(|_| shared.is_none()) {
                 let first = m0 + i * MR;
                 if !in_place || first + MR > m {
                     gather(x, g, ho, wo, first, m1, k0, kl, &mut buf[i * MR * kl..(i + 1) * MR * kl]);
@@ -119,7 +133,9 @@ pub fn conv_into(
                         residual,
                         relu,
                     };
-                    let (a, lda) = if in_place && row + MR <= m {
+                    let (a, lda) = if let Some(a) = &shared {
+                        (a[row * depth + k0..].as_ptr(), depth)
+                    } else if in_place && row + MR <= m {
                         (x.data[row * g.c_in + k0..].as_ptr(), g.c_in)
                     } else {
                         (buf[i * MR * kl..].as_ptr(), kl)
