@@ -279,13 +279,30 @@ fn resize_is_bit_exact_with_pillow() {
 
 /// Runs `salient` and parses each line of its standard output as JSON.
 fn json_lines(args: &[&str], cwd: &Path) -> Vec<serde_json::Value> {
-    let o = salient(args, cwd);
+    json_lines_on(args, cwd, Convolutions::Default)
+}
+
+/// Which convolutions the CLI runs: the default (the engine's CPU kernels where the CPU has
+/// one) or burn's own (`SALIENT_NO_CPU_KERNELS=1`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Convolutions {
+    Default,
+    Burn,
+}
+
+fn json_lines_on(args: &[&str], cwd: &Path, convolutions: Convolutions) -> Vec<serde_json::Value> {
+    let mut command = std::process::Command::new(salient_bin());
+    command.args(args).current_dir(cwd).env_remove("SALIENT_WEIGHTS").env_remove("SALIENT_NO_CPU_KERNELS");
+    if convolutions == Convolutions::Burn {
+        command.env("SALIENT_NO_CPU_KERNELS", "1");
+    }
+    let o = command.output().expect("salient runs");
     assert!(o.status.success(), "salient {args:?}: {}", stderr(&o));
     stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// Full-size parity, end to end from image files through the CLI: a ResNet-50 (batch 1 and
-/// 16) and a ResNet-18 against torchvision + Pillow + PyTorch on the same weights and files:
+/// 16, on the engine's CPU kernels and on burn's convolutions) and a ResNet-18 against torchvision + Pillow + PyTorch on the same weights and files:
 /// logits and features to 1e-4, single and union masks to one gray level, the importance top-5
 /// equal (values to 1e-4), a 100-step feature attack to 1%.
 #[test]
@@ -308,9 +325,10 @@ fn full_size_resnets_match_pytorch_end_to_end() {
         if photo.exists() { photo } else { dir.join(name) }.display().to_string()
     };
     let images: Vec<String> = names.iter().map(|n| path_of(n)).collect();
-    for (arch, config, batches) in [
-        ("resnet50", salient_engine::ResNetConfig::resnet50(), &["1", "16"][..]),
-        ("resnet18", salient_engine::ResNetConfig::resnet18(), &["16"][..]),
+    use Convolutions::{Burn, Default};
+    for (arch, config, runs) in [
+        ("resnet50", salient_engine::ResNetConfig::resnet50(), &[("1", Default), ("16", Default), ("16", Burn)][..]),
+        ("resnet18", salient_engine::ResNetConfig::resnet18(), &[("16", Default)][..]),
     ] {
         let weights = dir.join(format!("{arch}.safetensors"));
         salient_engine::checkpoint::write_safetensors(
@@ -321,11 +339,11 @@ fn full_size_resnets_match_pytorch_end_to_end() {
         .unwrap();
         let w = weights.display().to_string();
         let want = &e["models"][arch];
-        for batch in batches {
+        for &(batch, convolutions) in runs {
             let mut worst = (0f32, 0f32);
             let mut args = vec!["predict", "-w", &w, "--json", "--batch-size", batch];
             args.extend(images.iter().map(String::as_str));
-            let lines = json_lines(&args, dir);
+            let lines = json_lines_on(&args, dir, convolutions);
             assert_eq!(lines.len(), 16);
             for (line, name) in lines.iter().zip(&names) {
                 let (el, ef) = (
@@ -334,12 +352,12 @@ fn full_size_resnets_match_pytorch_end_to_end() {
                 );
                 assert!(
                     el < 1e-4 && ef < 1e-4,
-                    "{arch} batch {batch}, {name}: logits rel. error {el:e}, features {ef:e}"
+                    "{arch} batch {batch} ({convolutions:?} convolutions), {name}: logits rel. error {el:e}, features {ef:e}"
                 );
                 worst = (worst.0.max(el), worst.1.max(ef));
             }
             println!(
-                "{arch}, batch {batch}: largest relative error over 16 images: logits {:.1e}, features {:.1e}",
+                "{arch}, batch {batch}, {convolutions:?} convolutions: largest relative error over 16 images: logits {:.1e}, features {:.1e}",
                 worst.0, worst.1
             );
         }

@@ -128,6 +128,14 @@ fn the_pipeline_recovers_the_planted_cues() {
             .any(|p| p["class"] == class && p["label"] == "spurious" && p["cue"] == cue)
     };
     assert!(found(0, "stripes") && found(3, "dots"), "{}", stdout(&o));
+    // Each cue comes with how much the robust model leans on it: circles are recognised by their
+    // stripes (models/synth-robust.json: 100% with, 3% without on the full test split).
+    let cues = score["cues"].as_array().unwrap();
+    assert_eq!(cues.len(), 5);
+    let stripes = cues.iter().find(|c| c["cue"] == "stripes").unwrap();
+    let (with, without) =
+        (stripes["accuracy_with_cue"].as_f64().unwrap(), stripes["accuracy_without_cue"].as_f64().unwrap());
+    assert!(with - without >= 0.3, "stripes: robust accuracy {with} with the cue vs {without} without");
     assert!(f("recall") >= 0.4, "recall {}", f("recall"));
     assert!(f("precision") >= 0.5, "precision {}", f("precision"));
     assert!(f("iou_spurious") > 0.2 && f("iou_core") > 0.2, "IoU {} / {}", f("iou_spurious"), f("iou_core"));

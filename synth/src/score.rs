@@ -163,6 +163,10 @@ pub struct CueFound {
     pub area: f64,
     /// A top-5 feature of the class was labelled spurious looking at it.
     pub found: bool,
+    /// The robust model's test accuracy on the class's images with the cue and without it:
+    /// how much the model leans on the cue (a cue it ignores has no feature to find).
+    pub accuracy_with_cue: f64,
+    pub accuracy_without_cue: f64,
 }
 
 /// What a score run found, with the benchmark's manifest to print it against.
@@ -492,6 +496,7 @@ pub fn score(a: &ScoreParams, progress: &dyn Progress) -> Result<Scored> {
     let true_positives = spurious.iter().filter(|p| hit(p)).count();
     let classes_found = planted.keys().filter(|&&c| spurious.iter().any(|p| p.class == c && hit(p))).count();
     let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let (_, reliance) = crate::train::test_reliance(&robust.model, &a.data, &manifest, &truths)?;
     let cues = manifest
         .classes
         .iter()
@@ -510,6 +515,8 @@ pub fn score(a: &ScoreParams, progress: &dyn Progress) -> Result<Scored> {
                 train_rate: c.train_rate,
                 area: mean(&areas),
                 found: spurious.iter().any(|p| p.class == c.index && hit(p)),
+                accuracy_with_cue: reliance.iter().find(|r| r.class == c.wnid).map_or(f64::NAN, |r| r.with_cue),
+                accuracy_without_cue: reliance.iter().find(|r| r.class == c.wnid).map_or(f64::NAN, |r| r.without_cue),
             })
         })
         .collect();
@@ -642,11 +649,14 @@ impl fmt::Display for Scored {
         for c in &score.cues {
             writeln!(
                 f,
-                "  cue {:<10} in {:<12} train rate {:>4.0}%, covers {:>4.1}% of the image: {}",
+                "  cue {:<10} in {:<12} train rate {:>4.0}%, covers {:>4.1}% of the image, robust model's test \
+                 accuracy with / without it {:>3.0}% / {:>3.0}%: {}",
                 c.cue,
                 c.class,
                 100.0 * c.train_rate,
                 100.0 * c.area,
+                100.0 * c.accuracy_with_cue,
+                100.0 * c.accuracy_without_cue,
                 if c.found { "found" } else { "missed" }
             )?;
         }

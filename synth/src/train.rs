@@ -206,11 +206,7 @@ pub fn train_model(
     sd.view = Some(VIEW);
     salient_engine::checkpoint::write_safetensors(&sd, &a.out, false)?;
 
-    let (test_set, test_truths) = load_split(&a.data, &truths, "test")?;
-    let predicted = predict(&model, &test_set);
-    let correct = test_truths.iter().zip(&predicted).filter(|(t, p)| t.class == **p).count();
-    let test_accuracy = correct as f64 / test_set.len().max(1) as f64;
-    let cue_reliance = cue_reliance(&manifest, &test_truths, &predicted);
+    let (test_accuracy, cue_reliance) = test_reliance(&model, &a.data, &manifest, &truths)?;
     let last = last.expect("at least one epoch");
     let report = TrainReport {
         schema: salient_pipeline::SCHEMA,
@@ -235,6 +231,20 @@ pub fn train_model(
         (serde_json::to_string_pretty(&report).expect("plain data") + "\n").as_bytes(),
     )?;
     Ok(report)
+}
+
+/// The model's accuracy on the test split, and per planted cue's class on its test images with
+/// and without the cue: how much the model leans on each cue.
+pub fn test_reliance(
+    model: &ResNet,
+    data: &Path,
+    manifest: &Manifest,
+    truths: &[Truth],
+) -> Result<(f64, Vec<CueReliance>)> {
+    let (test_set, test_truths) = load_split(data, truths, "test")?;
+    let predicted = predict(model, &test_set);
+    let correct = test_truths.iter().zip(&predicted).filter(|(t, p)| t.class == **p).count();
+    Ok((correct as f64 / test_set.len().max(1) as f64, cue_reliance(manifest, &test_truths, &predicted)))
 }
 
 /// Where the report of weights at `out` goes.
