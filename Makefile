@@ -20,7 +20,7 @@ TRUNK_VERSION := 0.21.14
 # Must equal the `wasm-bindgen` pin in app/Cargo.toml.
 WASM_BINDGEN_VERSION := 0.2.130
 
-.PHONY: demo test lint build app python install site synth-models bench bench-gpu bench-scaling bench-web bench-web-resnet50 tools fixtures clean
+.PHONY: demo test lint build app python install site synth-models bench bench-cpu bench-gpu bench-scaling bench-web bench-web-resnet50 tools fixtures clean
 
 PORT ?= 8080
 ROBUST := models/synth-robust.safetensors
@@ -113,9 +113,12 @@ install: build app
 	cp -R dist "$(DESTDIR)$(PREFIX)/share/salient/app"
 	@echo "installed $(DESTDIR)$(PREFIX)/bin/salient and its web app in $(DESTDIR)$(PREFIX)/share/salient/app"
 
-# CPU speed against ONNX Runtime on the same random ResNet-50 weights (numbers for the README).
+# CPU speed against ONNX Runtime and PyTorch eager on the same random ResNet-50 weights (numbers
+# for the README), then the browser's backends against native (bench-web).
+bench: bench-cpu bench-web
+
 BENCH_ENV := $(CACHE)/benchenv
-bench: build
+bench-cpu: build
 	@test -x $(BENCH_ENV)/bin/python || python3 -m venv $(BENCH_ENV)
 	@$(BENCH_ENV)/bin/pip install -q numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0 safetensors==0.8.0 torch==2.9.1
 	@mkdir -p $(DEMO_OUT)
