@@ -65,7 +65,11 @@ fn check_model(dir: &Path) {
     let e = expected(dir);
     let engine = Engine::load(&model_file(dir), &device()).unwrap();
     // Where this CPU has one of the engine's kernels, the parity below is the kernels'.
-    assert_eq!(engine.cpu_kernels(), salient_engine::cpu::Isa::detect(), "the model was not packed for the CPU kernels");
+    assert_eq!(
+        engine.cpu_kernels(),
+        salient_engine::cpu::Isa::detect(),
+        "the model was not packed for the CPU kernels"
+    );
     eprintln!("convolutions on: {}", engine.cpu_kernels().map_or("burn's conv2d", |k| k.name()));
     for name in image_names(dir) {
         let out = &engine.infer(&[view(dir, &name)], false).unwrap()[0];

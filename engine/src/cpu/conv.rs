@@ -146,18 +146,7 @@ pub fn conv_into(
                     // `a` holds MR rows of `kl` floats at stride `lda` (the input's own pixels
                     // when whole, else the gathered block), the panel `kl·NR` floats.
                     unsafe {
-                        kernel::run(
-                            isa,
-                            kl,
-                            a,
-                            lda,
-                            b,
-                            out_ptr.get().add(at),
-                            g.c_out,
-                            MR.min(m1 - row),
-                            cols,
-                            ep,
-                        )
+                        kernel::run(isa, kl, a, lda, b, out_ptr.get().add(at), g.c_out, MR.min(m1 - row), cols, ep)
                     };
                 }
             }
@@ -170,7 +159,17 @@ pub fn conv_into(
 /// Gathers the patches of output pixels `first..first + MR` (those ≥ `end` are zero) over
 /// `K` indices `k0..k0 + kl` into `dst`, `MR` rows of `kl`.
 #[allow(clippy::too_many_arguments)]
-fn gather(x: Nhwc, g: &ConvGeometry, ho: usize, wo: usize, first: usize, end: usize, k0: usize, kl: usize, dst: &mut [f32]) {
+fn gather(
+    x: Nhwc,
+    g: &ConvGeometry,
+    ho: usize,
+    wo: usize,
+    first: usize,
+    end: usize,
+    k0: usize,
+    kl: usize,
+    dst: &mut [f32],
+) {
     for (r, row) in dst.chunks_exact_mut(kl).enumerate() {
         let pixel = first + r;
         if pixel >= end {
@@ -363,7 +362,8 @@ mod tests {
             let want = reference(x, &weights, &bias, &g, residual.as_deref(), relu);
             if let Some(r) = &residual {
                 // The same with the residual in the output buffer.
-                let mut out: Vec<std::mem::MaybeUninit<f32>> = r.iter().map(|&v| std::mem::MaybeUninit::new(v)).collect();
+                let mut out: Vec<std::mem::MaybeUninit<f32>> =
+                    r.iter().map(|&v| std::mem::MaybeUninit::new(v)).collect();
                 conv_into(isa, x, &g, &packed, &padded, Residual::InOutput, relu, &mut out);
                 // SAFETY: conv_into writes every value.
                 let in_output: Vec<f32> = out.into_iter().map(|v| unsafe { v.assume_init() }).collect();

@@ -196,11 +196,7 @@ fn f32s(t: &FlexTensor) -> &[f32] {
 
 /// `[n, h, w, c]` values as a `[n, c, h, w]` tensor laid out channels-last.
 fn channels_last_tensor(values: Vec<f32>, [n, c, h, w]: [usize; 4]) -> FlexTensor {
-    let layout = Layout::new(
-        Shape::new([n, c, h, w]),
-        vec![(h * w * c) as isize, 1, (w * c) as isize, c as isize],
-        0,
-    );
+    let layout = Layout::new(Shape::new([n, c, h, w]), vec![(h * w * c) as isize, 1, (w * c) as isize, c as isize], 0);
     FlexTensor::new(Bytes::from_elems(values), layout, DType::F32)
 }
 

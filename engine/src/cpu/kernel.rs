@@ -90,6 +90,7 @@ mod avx512 {
     use super::{Epilogue, MR, NR};
 
     #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn block(
         k: usize,
         a: *const f32,

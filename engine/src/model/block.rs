@@ -45,7 +45,13 @@ pub struct PackedConv {
 
 impl PackedConv {
     pub fn geometry(&self) -> ConvGeometry {
-        ConvGeometry { c_in: self.c_in, c_out: self.c_out, kernel: self.kernel, stride: self.stride, pad: self.kernel / 2 }
+        ConvGeometry {
+            c_in: self.c_in,
+            c_out: self.c_out,
+            kernel: self.kernel,
+            stride: self.stride,
+            pad: self.kernel / 2,
+        }
     }
 }
 
@@ -143,7 +149,8 @@ impl ConvBn {
         let g = ConvGeometry { c_in, c_out, kernel: k, stride, pad: p };
         let weight = pack::pack(&host_tensor(conv.weight.val()).data, &g);
         let bias = pack::pad_bias(&host_tensor(bias.val()).data, &g);
-        let param = |v: Vec<f32>| Param::from_tensor(Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device));
+        let param =
+            |v: Vec<f32>| Param::from_tensor(Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device));
         let packed = PackedConv { weight: param(weight), bias: param(bias), c_in, c_out, kernel: k, stride };
         ConvBn { packed: Some(packed), ..self }
     }

@@ -433,7 +433,13 @@ mod tests {
         };
         for (config, side) in [
             (ResNetConfig::new(BlockKind::Bottleneck, [1, 1, 1, 1]).with_base_width(8).with_num_classes(5), 64),
-            (ResNetConfig::new(BlockKind::Basic, [1, 1, 1, 1]).with_base_width(8).with_num_classes(7).with_stem(Stem::Compact), 40),
+            (
+                ResNetConfig::new(BlockKind::Basic, [1, 1, 1, 1])
+                    .with_base_width(8)
+                    .with_num_classes(7)
+                    .with_stem(Stem::Compact),
+                40,
+            ),
         ] {
             let sd = config.init(&device, 3).state_dict("test");
             let folded = config.load(&sd, &device).unwrap().fold_batch_norms();
