@@ -286,19 +286,20 @@ fn json_lines(args: &[&str], cwd: &Path) -> Vec<serde_json::Value> {
     json_lines_on(args, cwd, Convolutions::Default)
 }
 
-/// Which convolutions the CLI runs: the default (the engine's CPU kernels where the CPU has
-/// one) or burn's own (`SALIENT_NO_CPU_KERNELS=1`).
+/// Which convolutions the CLI runs: the default (the engine's best CPU kernels for this CPU),
+/// or what `SALIENT_CPU_KERNELS` names (`off`: burn's own; `avx2`: the AVX2 kernels where the
+/// CPU has them).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Convolutions {
     Default,
-    Burn,
+    Kernels(&'static str),
 }
 
 fn json_lines_on(args: &[&str], cwd: &Path, convolutions: Convolutions) -> Vec<serde_json::Value> {
     let mut command = std::process::Command::new(salient_bin());
-    command.args(args).current_dir(cwd).env_remove("SALIENT_WEIGHTS").env_remove("SALIENT_NO_CPU_KERNELS");
-    if convolutions == Convolutions::Burn {
-        command.env("SALIENT_NO_CPU_KERNELS", "1");
+    command.args(args).current_dir(cwd).env_remove("SALIENT_WEIGHTS").env_remove("SALIENT_CPU_KERNELS");
+    if let Convolutions::Kernels(name) = convolutions {
+        command.env("SALIENT_CPU_KERNELS", name);
     }
     let o = command.output().expect("salient runs");
     assert!(o.status.success(), "salient {args:?}: {}", stderr(&o));
@@ -306,7 +307,7 @@ fn json_lines_on(args: &[&str], cwd: &Path, convolutions: Convolutions) -> Vec<s
 }
 
 /// Full-size parity, end to end from image files through the CLI: a ResNet-50 (batch 1 and
-/// 16, on the engine's CPU kernels and on burn's convolutions) and a ResNet-18 against torchvision + Pillow + PyTorch on the same weights and files:
+/// 16; on each of the engine's CPU kernels and on burn's convolutions) and a ResNet-18 against torchvision + Pillow + PyTorch on the same weights and files:
 /// logits and features to 1e-4, single and union masks to one gray level, the importance top-5
 /// equal (values to 1e-4), a 100-step feature attack to 1%.
 #[test]
@@ -329,9 +330,10 @@ fn full_size_resnets_match_pytorch_end_to_end() {
         if photo.exists() { photo } else { dir.join(name) }.display().to_string()
     };
     let images: Vec<String> = names.iter().map(|n| path_of(n)).collect();
-    use Convolutions::{Burn, Default};
+    use Convolutions::{Default, Kernels};
+    let resnet50_runs = [("1", Default), ("16", Default), ("16", Kernels("avx2")), ("16", Kernels("off"))];
     for (arch, config, runs) in [
-        ("resnet50", salient_engine::ResNetConfig::resnet50(), &[("1", Default), ("16", Default), ("16", Burn)][..]),
+        ("resnet50", salient_engine::ResNetConfig::resnet50(), &resnet50_runs[..]),
         ("resnet18", salient_engine::ResNetConfig::resnet18(), &[("16", Default)][..]),
     ] {
         let weights = dir.join(format!("{arch}.safetensors"));

@@ -1,5 +1,6 @@
-//! The matrix microkernels: a 12 × 32 block of `C = A·B` held in registers, with the
-//! convolution's epilogue (bias, residual, ReLU) applied before the one store.
+//! The matrix microkernels: a 12 × 32 block of `C = A·B` held in registers (AVX-512: the whole
+//! block; AVX2: four 6 × 16 quarters of it), with the convolution's epilogue (bias, residual,
+//! ReLU) applied before the one store.
 //!
 //! `A` is row-major with any row stride (one row per output pixel: the input itself for a 1×1
 //! convolution, gathered patches otherwise, see [`super::conv`]), `B` a weight panel of
@@ -16,26 +17,46 @@ pub const NR: usize = 32;
 pub enum Isa {
     /// x86-64 with AVX-512F (Intel since Skylake-SP, AMD since Zen 4).
     Avx512,
+    /// x86-64 with AVX2 and FMA (Intel since Haswell, AMD since Zen).
+    Avx2,
 }
 
+/// Chooses the kernels: `off`, `avx2` or `avx512` (if the CPU has it); unset, the best one.
+pub const ENV: &str = "SALIENT_CPU_KERNELS";
+
 impl Isa {
-    /// Its short name, for reports.
+    pub const ALL: [Isa; 2] = [Isa::Avx512, Isa::Avx2];
+
+    /// Its short name, for reports and [`ENV`].
     pub fn name(self) -> &'static str {
         match self {
             Isa::Avx512 => "avx512",
+            Isa::Avx2 => "avx2",
         }
     }
 
-    /// The best kernel this CPU runs, or `None` where the engine has none (then convolutions
-    /// stay on burn's own path: wasm, ARM, x86-64 without AVX-512).
-    pub fn detect() -> Option<Isa> {
+    /// Whether this CPU runs it.
+    pub fn is_supported(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::env::var_os("SALIENT_NO_CPU_KERNELS").is_none() && std::is_x86_feature_detected!("avx512f") {
-                return Some(Isa::Avx512);
+            match self {
+                Isa::Avx512 => std::is_x86_feature_detected!("avx512f"),
+                Isa::Avx2 => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
             }
         }
-        None
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    /// The kernels to run: the best this CPU supports, or the one [`ENV`] names; `None` where
+    /// the engine has none or `SALIENT_CPU_KERNELS=off` (then convolutions stay on burn's own
+    /// path: wasm, ARM, x86-64 without AVX2).
+    pub fn detect() -> Option<Isa> {
+        let chosen = std::env::var(ENV).ok();
+        Isa::ALL.into_iter().filter(|isa| isa.is_supported()).find(|isa| match chosen.as_deref() {
+            None | Some("") => true,
+            Some(name) => isa.name() == name,
+        })
     }
 }
 
@@ -78,8 +99,115 @@ pub unsafe fn run(
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { avx512::block(k, a, lda, b, c, ldc, mr, nr, ep) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { avx2::block(k, a, lda, b, c, ldc, mr, nr, ep) },
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("Isa::detect never returns {isa:?} here"),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{Epilogue, NR};
+
+    /// The 12 × 32 block as four 6 × 16 quarters (16 registers hold 12 accumulators, two rows
+    /// of the panel and a broadcast).
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn block(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        ep: Epilogue,
+    ) {
+        for r0 in [0, 6].into_iter().filter(|&r0| r0 < mr) {
+            for c0 in [0, 16].into_iter().filter(|&c0| c0 < nr) {
+                let ep = Epilogue {
+                    bias: ep.bias.wrapping_add(c0),
+                    residual: if ep.residual.is_null() { ep.residual } else { ep.residual.wrapping_add(r0 * ldc + c0) },
+                    ..ep
+                };
+                unsafe {
+                    quarter(
+                        k,
+                        a.add(r0 * lda),
+                        lda,
+                        b.add(c0),
+                        c.add(r0 * ldc + c0),
+                        ldc,
+                        (mr - r0).min(6),
+                        nr - c0,
+                        ep,
+                    )
+                };
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn quarter(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        ep: Epilogue,
+    ) {
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; 6];
+            for p in 0..k {
+                let b0 = _mm256_loadu_ps(b.add(p * NR));
+                let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm256_set1_ps(*a.add(r * lda + p));
+                    row[0] = _mm256_fmadd_ps(av, b0, row[0]);
+                    row[1] = _mm256_fmadd_ps(av, b1, row[1]);
+                }
+            }
+            let masks = [lane_mask(nr), lane_mask(nr.saturating_sub(8))];
+            let zero = _mm256_setzero_ps();
+            let bias = [_mm256_loadu_ps(ep.bias), _mm256_loadu_ps(ep.bias.add(8))];
+            for (r, row) in acc.iter().enumerate().take(mr) {
+                for (j, &(mask, any)) in masks.iter().enumerate() {
+                    if !any {
+                        continue;
+                    }
+                    let at = r * ldc + 8 * j;
+                    let mut v = row[j];
+                    if ep.accumulate {
+                        v = _mm256_add_ps(v, _mm256_maskload_ps(c.add(at), mask));
+                    }
+                    if ep.last {
+                        v = _mm256_add_ps(v, bias[j]);
+                        if !ep.residual.is_null() {
+                            v = _mm256_add_ps(v, _mm256_maskload_ps(ep.residual.add(at), mask));
+                        }
+                        if ep.relu {
+                            v = _mm256_max_ps(v, zero);
+                        }
+                    }
+                    _mm256_maskstore_ps(c.add(at), mask, v);
+                }
+            }
+        }
+    }
+
+    /// The first `n` of 8 lanes (all for n ≥ 8), and whether there is any.
+    #[target_feature(enable = "avx2")]
+    fn lane_mask(n: usize) -> (__m256i, bool) {
+        let lanes: [i32; 8] = std::array::from_fn(|i| if i < n { -1 } else { 0 });
+        (unsafe { _mm256_loadu_si256(lanes.as_ptr().cast()) }, n > 0)
     }
 }
 
