@@ -100,6 +100,11 @@ def onnx_resnet50(sd):
     return model
 
 
+def batches_per_run(batch, batches, min_images):
+    """Batches in one timed run: at least `batches`, and at least `min_images` images."""
+    return max(batches, -(-min_images // batch))
+
+
 def bench_ort(onnx_path, sd, batches, runs, per_run):
     sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     up = bilinear_matrix(7, 224)
@@ -108,13 +113,14 @@ def bench_ort(onnx_path, sd, batches, runs, per_run):
     figures = {}
     for b in batches:
         x = rng.random((b, 3, 224, 224), dtype=np.float32)
+        n = per_run(b)
 
         def work():
-            for _ in range(per_run):
+            for _ in range(n):
                 logits, features, maps = sess.run(None, {"input": x})
                 masks(logits, features, maps, fc, up)
 
-        figures[b] = images_per_second(work, b * per_run, runs)
+        figures[b] = images_per_second(work, b * n, runs)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return figures, peak
 
@@ -154,13 +160,14 @@ def bench_torch(sd, batches, runs, per_run):
     with torch.inference_mode():
         for b in batches:
             x = torch.from_numpy(rng.random((b, 3, 224, 224), dtype=np.float32))
+            n = per_run(b)
 
             def work():
-                for _ in range(per_run):
+                for _ in range(n):
                     logits, features, maps = forward(x)
                     masks(logits.numpy(), features.numpy(), maps.numpy(), fc, up)
 
-            figures[b] = images_per_second(work, b * per_run, runs)
+            figures[b] = images_per_second(work, b * n, runs)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return figures, peak, torch.__version__
 
@@ -170,7 +177,8 @@ def main():
     ap.add_argument("--salient", required=True, help="the salient binary")
     ap.add_argument("--batch", default="1,16")
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--batches", type=int, default=2, help="batches per run")
+    ap.add_argument("--batches", type=int, default=2, help="batches per run, at least")
+    ap.add_argument("--min-images", type=int, default=16, help="images per run, at least (more batches of small sizes)")
     ap.add_argument("--rounds", type=int, default=2, help="turns each runtime takes (its best is kept)")
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--ort-only", action="store_true", help=argparse.SUPPRESS)
@@ -178,15 +186,19 @@ def main():
     ap.add_argument("--weights", help=argparse.SUPPRESS)
     a = ap.parse_args()
     batches = [int(b) for b in a.batch.split(",")]
+
+    def per_run(b):
+        return batches_per_run(b, a.batches, a.min_images)
+
     if a.ort_only:  # child process: ONNX Runtime alone, so its peak memory is its own
         from safetensors.numpy import load_file
         sd = load_file(a.weights)
-        figures, peak = bench_ort(a.weights + ".onnx", sd, batches, a.runs, a.batches)
+        figures, peak = bench_ort(a.weights + ".onnx", sd, batches, a.runs, per_run)
         print(json.dumps({"figures": figures, "peak_rss_mb": peak}))
         return
     if a.torch_only:  # child process: PyTorch alone
         from safetensors.numpy import load_file
-        figures, peak, version = bench_torch(load_file(a.weights), batches, a.runs, a.batches)
+        figures, peak, version = bench_torch(load_file(a.weights), batches, a.runs, per_run)
         print(json.dumps({"figures": figures, "peak_rss_mb": peak, "version": version}))
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -196,15 +208,20 @@ def main():
         onnx.save(onnx_resnet50(sd), weights + ".onnx")
         def child(flag):
             cmd = [sys.executable, __file__, flag, "--weights", weights, "--salient", a.salient, "--batch", a.batch,
-                   "--runs", str(a.runs), "--batches", str(a.batches)]
+                   "--runs", str(a.runs), "--batches", str(a.batches), "--min-images", str(a.min_images)]
             return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
         def salient():
-            out = json.loads(subprocess.run(
-                [a.salient, "bench", "-w", weights, "--batch", a.batch, "--runs", str(a.runs), "--batches", str(a.batches),
-                 "--attack-steps", "3", "--json"],
-                check=True, capture_output=True, text=True).stdout)
-            out["figures"] = {b["batch"]: b["images_per_second"] for b in out["batches"]}
+            # One process per batch size (each with its own number of batches per run); the
+            # first also times the attack. Peak memory: the largest.
+            outs = [json.loads(subprocess.run(
+                [a.salient, "bench", "-w", weights, "--batch", str(b), "--runs", str(a.runs), "--batches", str(per_run(b)),
+                 "--attack-steps", "3" if i == 0 else "0", "--json"],
+                check=True, capture_output=True, text=True).stdout) for i, b in enumerate(batches)]
+            out = dict(outs[0])
+            out["batches"] = [f for o in outs for f in o["batches"]]
+            out["figures"] = {f["batch"]: f["images_per_second"] for f in out["batches"]}
+            out["peak_rss_mb"] = max(o["peak_rss_mb"] for o in outs)
             return out
 
         # A shared machine's speed drifts over minutes: the runtimes take turns, round after
@@ -219,7 +236,7 @@ def main():
     ort_out, torch_out, ours = best(0), best(1), best(2)
     ort_fig, torch_fig, our_fig = ort_out["figures"], torch_out["figures"], ours["figures"]
     print(f"ResNet-50, 224×224, features + top-5 masks, {os.cpu_count()} CPU threads, {platform.processor() or platform.machine()}")
-    print(f"(median of {a.runs} runs of {a.batches} batches after a warm-up, best of {a.rounds} rounds taken in turns; same random weights)")
+    print(f"(median of {a.runs} runs of at least {a.batches} batches and {a.min_images} images after a warm-up, best of {a.rounds} rounds taken in turns; same random weights)")
     print()
     print("| runtime | " + " | ".join(f"batch {b} (img/s)" for b in batches) + " | peak RSS |")
     print("|---|" + "---|" * len(batches) + "---|")
