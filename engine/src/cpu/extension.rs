@@ -236,26 +236,33 @@ mod tests {
 
     /// Both arms of the extension against burn's `conv2d`: `flex` (the engine's kernel) on
     /// values, autodiff (burn's operations composed from the packed weights) on values and input
-    /// gradients.
+    /// gradients; every kind of ResNet convolution.
     #[test]
     fn both_arms_compute_burns_convolution() {
+        for (kernel, stride) in [(3, 1), (3, 2), (1, 1), (1, 2), (7, 2)] {
+            compare_with_burn(kernel, stride);
+        }
+    }
+
+    fn compare_with_burn(k: usize, stride: usize) {
         let device = Device::flex();
-        let g = ConvGeometry { c_in: 5, c_out: 40, kernel: 3, stride: 2, pad: 1 };
+        let g = ConvGeometry { c_in: 5, c_out: 40, kernel: k, stride, pad: k / 2 };
         let uniform = Distribution::Uniform(-1.0, 1.0);
-        let w = Tensor::<4>::random([40, 5, 3, 3], uniform, &device);
+        let w = Tensor::<4>::random([40, 5, k, k], uniform, &device);
         let b = Tensor::<1>::random([40], uniform, &device);
         let host = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
-        let packed_w = pack(&host(w.clone().reshape([40 * 5 * 9])), &g);
+        let packed_w = pack(&host(w.clone().reshape([40 * 5 * k * k])), &g);
         let packed_b = pad_bias(&host(b.clone()), &g);
         let tensor = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device);
         let (packed_w, packed_b) = (tensor(packed_w), tensor(packed_b));
         let x = Tensor::<4>::random([2, 5, 9, 9], uniform, &device);
-        let r = Tensor::<4>::random([2, 40, 5, 5], uniform, &device);
-        let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        let out = g.out_side(9);
+        let r = Tensor::<4>::random([2, 40, out, out], uniform, &device);
+        let options = ConvOptions::new([stride, stride], [k / 2, k / 2], [1, 1], 1);
         let burn_conv = |x: Tensor<4>| relu(conv2d(x, w.clone(), Some(b.clone()), options.clone()) + r.clone());
         let ours = |x: Tensor<4>| packed_conv(x, packed_w.clone(), packed_b.clone(), Some(r.clone()), &g, true);
         let max_diff = |a: Tensor<4>, b: Tensor<4>| -> f32 { (a - b).abs().max().into_scalar() };
-        assert!(max_diff(burn_conv(x.clone()), ours(x.clone())) < 1e-5);
+        assert!(max_diff(burn_conv(x.clone()), ours(x.clone())) < 1e-5, "{k}×{k}/{stride}");
         let grad = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
             let t = x.clone().autodiff().require_grad();
             let y = f(t.clone());
@@ -265,6 +272,7 @@ mod tests {
         };
         let (ga, gb) = (grad(&burn_conv), grad(&ours));
         let scale: f32 = ga.clone().abs().max().into_scalar();
-        assert!(scale > 0.0 && max_diff(ga, gb) <= 1e-5 * scale);
+        let diff = max_diff(ga, gb);
+        assert!(scale > 0.0 && diff <= 1e-5 * scale, "{k}×{k}/{stride}: gradients differ by {diff} (max {scale})");
     }
 }
