@@ -296,12 +296,10 @@ enum Convolutions {
 }
 
 fn json_lines_on(args: &[&str], cwd: &Path, convolutions: Convolutions) -> Vec<serde_json::Value> {
-    let mut command = std::process::Command::new(salient_bin());
-    command.args(args).current_dir(cwd).env_remove("SALIENT_WEIGHTS").env_remove("SALIENT_CPU_KERNELS");
-    if let Convolutions::Kernels(name) = convolutions {
-        command.env("SALIENT_CPU_KERNELS", name);
-    }
-    let o = command.output().expect("salient runs");
+    let o = match convolutions {
+        Convolutions::Default => salient(args, cwd),
+        Convolutions::Kernels(name) => salient_with_env(args, cwd, &[("SALIENT_CPU_KERNELS", name)]),
+    };
     assert!(o.status.success(), "salient {args:?}: {}", stderr(&o));
     stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }

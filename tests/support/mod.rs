@@ -42,10 +42,18 @@ pub fn salient_bin() -> PathBuf {
 
 /// Runs `salient` with `args` in `cwd`, without a terminal (so no progress bars).
 pub fn salient(args: &[&str], cwd: &Path) -> Output {
+    salient_with_env(args, cwd, &[])
+}
+
+/// [`salient`] with these environment variables set (and the CPU kernels the default unless
+/// `env` names them).
+pub fn salient_with_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
     Command::new(salient_bin())
         .args(args)
         .current_dir(cwd)
         .env_remove("SALIENT_WEIGHTS")
+        .env_remove("SALIENT_CPU_KERNELS")
+        .envs(env.iter().copied())
         .output()
         .expect("salient runs")
 }

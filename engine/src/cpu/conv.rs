@@ -86,12 +86,12 @@ pub fn conv_into(
     let per_group = panels.div_ceil(want.div_ceil(m_blocks).clamp(1, panels));
     let groups = panels.div_ceil(per_group);
     let out_ptr = SharedMut(out.as_mut_ptr().cast::<f32>());
-    // A 1×1 convolution's rows of A are the input's pixels.
-    let in_place = g.kernel == 1 && g.stride == 1 && g.pad == 0;
+    // A 1×1 convolution's rows of A are the input's pixels: read where they lie.
+    let direct = g.kernel == 1 && g.stride == 1 && g.pad == 0;
     let res_ptr = if let Residual::Separate(r) = residual { r.as_ptr() as usize } else { 0 };
     // When the channels are split, the tasks of one pixel block would gather the same patches:
     // gather them once, up front, while that is small (the last layers, small batches).
-    let shared = (groups > 1 && !in_place && m_blocks * MC * depth <= SHARED_MAX).then(|| {
+    let shared = (groups > 1 && !direct && m_blocks * MC * depth <= SHARED_MAX).then(|| {
         let mut a = vec![0.0f32; m_blocks * MC * depth];
         let a_ptr = SharedMut(a.as_mut_ptr());
         for_each_task(m.div_ceil(MR), |i, _| {
@@ -112,10 +112,12 @@ pub fn conv_into(
             if buf.len() < micro * MR * kl {
                 buf.resize(micro * MR * kl, 0.0);
             }
-            for i in (0..micro).filter(|_| shared.is_none()) {
-                let first = m0 + i * MR;
-                if !in_place || first + MR > m {
-                    gather(x, g, ho, wo, first, m1, k0, kl, &mut buf[i * MR * kl..(i + 1) * MR * kl]);
+            if shared.is_none() {
+                for i in 0..micro {
+                    let first = m0 + i * MR;
+                    if !direct || first + MR > m {
+                        gather(x, g, ho, wo, first, m1, k0, kl, &mut buf[i * MR * kl..(i + 1) * MR * kl]);
+                    }
                 }
             }
             for p in panel_range.clone() {
@@ -135,7 +137,7 @@ pub fn conv_into(
                     };
                     let (a, lda) = if let Some(a) = &shared {
                         (a[row * depth + k0..].as_ptr(), depth)
-                    } else if in_place && row + MR <= m {
+                    } else if direct && row + MR <= m {
                         (x.data[row * g.c_in + k0..].as_ptr(), g.c_in)
                     } else {
                         (buf[i * MR * kl..].as_ptr(), kl)

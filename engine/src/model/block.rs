@@ -30,29 +30,14 @@ pub struct ConvBn {
     pub packed: Option<PackedConv>,
 }
 
-/// A convolution's weights packed for the engine's CPU kernels ([`crate::cpu::pack`]).
+/// A convolution's weights packed for the engine's CPU kernels ([`crate::cpu::pack`]); its
+/// geometry is its `ConvBn`'s ([`ConvBn::packed_geometry`]).
 #[derive(Module, Debug)]
 pub struct PackedConv {
     /// `[panels·K·NR]`.
     pub weight: Param<Tensor<1>>,
     /// `[panels·NR]`, zero-padded.
     pub bias: Param<Tensor<1>>,
-    pub c_in: usize,
-    pub c_out: usize,
-    pub kernel: usize,
-    pub stride: usize,
-}
-
-impl PackedConv {
-    pub fn geometry(&self) -> ConvGeometry {
-        ConvGeometry {
-            c_in: self.c_in,
-            c_out: self.c_out,
-            kernel: self.kernel,
-            stride: self.stride,
-            pad: self.kernel / 2,
-        }
-    }
 }
 
 /// Shape of one convolution: `[out, in / groups, k, k]`, with its stride and groups.
@@ -133,26 +118,29 @@ impl ConvBn {
         let [k, kx] = conv.kernel_size;
         let [sy, sx] = conv.stride;
         let p = k / 2;
-        let eligible = self.bn.is_none()
+        let eligible = self.packed.is_none()
+            && self.bn.is_none()
             && k == kx
             && sy == sx
             && conv.groups == 1
             && conv.dilation == [1, 1]
             && matches!(conv.padding, PaddingConfig2d::Explicit(a, b, c, d) if [a, b, c, d] == [p; 4]);
         let Some(bias) = conv.bias.as_ref().filter(|_| eligible) else { return self };
-        let [c_out, c_in, _, _] = conv.weight.dims();
+        let g = self.packed_geometry();
         let device = conv.weight.val().device();
-        let stride = sy * self.subsample;
-        if self.packed.is_some() {
-            return self;
-        }
-        let g = ConvGeometry { c_in, c_out, kernel: k, stride, pad: p };
         let weight = pack::pack(&host_tensor(conv.weight.val()).data, &g);
         let bias = pack::pad_bias(&host_tensor(bias.val()).data, &g);
         let param =
             |v: Vec<f32>| Param::from_tensor(Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device));
-        let packed = PackedConv { weight: param(weight), bias: param(bias), c_in, c_out, kernel: k, stride };
+        let packed = PackedConv { weight: param(weight), bias: param(bias) };
         ConvBn { packed: Some(packed), ..self }
+    }
+
+    /// The convolution as the CPU kernels run it: a folded strided 1×1 convolution (stride 1
+    /// after a subsampling) is one strided convolution again.
+    pub fn packed_geometry(&self) -> ConvGeometry {
+        let [c_out, c_in, k, _] = self.conv.weight.dims();
+        ConvGeometry { c_in, c_out, kernel: k, stride: self.conv.stride[0] * self.subsample, pad: k / 2 }
     }
 
     /// Whether `x` goes through the engine's CPU kernels: packed, and no gradient wanted.
@@ -168,7 +156,8 @@ impl ConvBn {
     /// `relu?(conv(x) + residual?)`: on packed weights, one pass.
     pub fn forward_fused(&self, x: Tensor<4>, residual: Option<Tensor<4>>, relu: bool) -> Tensor<4> {
         if let Some(p) = self.packed.as_ref().filter(|_| self.runs_packed(&x)) {
-            return extension::packed_conv(x, p.weight.val(), p.bias.val(), residual, &p.geometry(), relu);
+            let g = self.packed_geometry();
+            return extension::packed_conv(x, p.weight.val(), p.bias.val(), residual, &g, relu);
         }
         let x = match self.subsample {
             1 => x,
