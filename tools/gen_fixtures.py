@@ -171,13 +171,16 @@ def reference_overlay(view_u8, mask):
     return np.round(heat * 255).astype(np.uint8)
 
 
-def feature_attack(model, x, j, steps, step):
+def feature_attack(model, x, j, steps, step, values=None):
+    """`values`, a dict, receives the feature's value after every step t (0: before)."""
     x = x.clone()
     before = after = None
     for t in range(steps + 1):
         x.requires_grad_(True)
         _, r, _ = model(x)
         v = r[:, j]
+        if values is not None:
+            values[t] = v.detach().double().tolist()
         if t == 0:
             before = v.detach().clone()
         if t == steps:

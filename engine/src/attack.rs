@@ -1,7 +1,7 @@
 //! The feature attack ("amplified visual attribute", method §d): normalized L2 gradient ascent
 //! on one neural feature, `x ← clamp(x + step · g / (‖g‖₂ + 1e-10), 0, 1)`, no projection.
 
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 
 use crate::model::ResNet;
 
@@ -30,8 +30,9 @@ pub struct Attacked {
 }
 
 /// Runs the attack on `images` (`[N, 3, H, W]`, [0, 1]) for `feature`. The model stays on its
-/// plain device: only the input carries autodiff, so the weights act as constants.
-/// `on_step(t)` is called after each step.
+/// plain device: only the input carries autodiff, so the weights act as constants. A model on
+/// the engine's CPU kernels takes its gradients there too ([`crate::cpu::gradient`]), without
+/// an autodiff graph. `on_step(t)` is called after each step.
 pub fn feature_attack(
     model: &ResNet,
     images: Tensor<4>,
@@ -39,24 +40,34 @@ pub fn feature_attack(
     options: AttackOptions,
     mut on_step: impl FnMut(usize),
 ) -> Attacked {
-    let n = images.dims()[0];
-    let value = |x: Tensor<4>| -> Tensor<2> { model.features(x).slice([0..n, feature..feature + 1]) };
+    let [n, _, h, w] = images.dims();
+    let device = images.device();
+    let net = if options.steps > 0 { model.gradient_net() } else { None };
+    // `[N, 1]` values of the feature and `[N, 3, H, W]` their input gradients.
+    let value_and_gradient = |x: &Tensor<4>| -> (Tensor<2>, Tensor<4>) {
+        if let Some(net) = &net {
+            let host = x.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 images");
+            let got = net.feature_gradient(&host, n, (h, w), feature);
+            let values = Tensor::<2>::from_data(TensorData::new(got.values, [n, 1]), &device);
+            return (values, Tensor::from_data(TensorData::new(got.gradient, [n, 3, h, w]), &device));
+        }
+        let tracked = x.clone().autodiff().require_grad();
+        let r = model.features(tracked.clone()).slice([0..n, feature..feature + 1]);
+        let grads = r.clone().sum().backward();
+        let g = tracked.grad(&grads).expect("the input requires a gradient");
+        (r.without_autodiff(), g)
+    };
     let mut x = images.without_autodiff();
     let mut before = None;
     for t in 0..options.steps {
-        let tracked = x.clone().autodiff().require_grad();
-        let r = value(tracked.clone());
-        if t == 0 {
-            before = Some(r.clone().without_autodiff());
-        }
-        let grads = r.sum().backward();
-        let g = tracked.grad(&grads).expect("the input requires a gradient");
+        let (r, g) = value_and_gradient(&x);
+        before.get_or_insert(r);
         // Per-image L2 norm over C·H·W: [N, 1, 1, 1].
         let norm = g.clone().square().sum_dims(&[1, 2, 3]).sqrt() + 1e-10;
         x = (x + g / norm * options.step_size).clamp(0.0, 1.0);
         on_step(t + 1);
     }
-    let after = value(x.clone());
+    let after = model.features(x.clone()).slice([0..n, feature..feature + 1]);
     let before = before.unwrap_or_else(|| after.clone());
     Attacked { images: x, before: before.reshape([n]), after: after.reshape([n]) }
 }

@@ -24,8 +24,9 @@ pub struct Nhwc<'a> {
 }
 
 /// Where the residual (`[n, ho, wo, c_out]`) comes from.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub enum Residual<'a> {
+    #[default]
     None,
     Separate(&'a [f32]),
     /// Already in the output buffer: the result overwrites it (the block's shortcut is not
@@ -33,21 +34,24 @@ pub enum Residual<'a> {
     InOutput,
 }
 
-/// `x` convolved with the packed weights, plus the padded bias, plus `residual`, through a ReLU
-/// when `relu`: `[n, ho, wo, c_out]`, contiguous, in a new buffer.
-pub fn conv(
-    isa: Isa,
-    x: Nhwc,
-    g: &ConvGeometry,
-    packed: &[f32],
-    bias: &[f32],
-    residual: Option<&[f32]>,
-    relu: bool,
-) -> Vec<f32> {
+/// What happens to each output value after the product and the bias, in this order.
+#[derive(Clone, Copy, Default)]
+pub struct Fusion<'a> {
+    /// Added (a residual block's shortcut).
+    pub residual: Residual<'a>,
+    pub relu: bool,
+    /// `[n, ho, wo, c_out]`: the result is zero where this is not above zero (a ReLU's mask,
+    /// applied to a gradient, [`super::gradient`]).
+    pub gate: Option<&'a [f32]>,
+}
+
+/// `x` convolved with the packed weights, plus the padded bias, then `fusion`:
+/// `[n, ho, wo, c_out]`, contiguous, in a new buffer.
+pub fn conv(isa: Isa, x: Nhwc, g: &ConvGeometry, packed: &[f32], bias: &[f32], fusion: Fusion) -> Vec<f32> {
+    assert!(!matches!(fusion.residual, Residual::InOutput), "a new buffer holds no residual");
     let len = x.n * g.out_side(x.h) * g.out_side(x.w) * g.c_out;
     let mut out: Vec<f32> = Vec::with_capacity(len);
-    let residual = residual.map_or(Residual::None, Residual::Separate);
-    conv_into(isa, x, g, packed, bias, residual, relu, out.spare_capacity_mut());
+    conv_into(isa, x, g, packed, bias, fusion, out.spare_capacity_mut());
     // SAFETY: the first slice of K (`accumulate: false`) stored every row < m and column < c_out.
     unsafe { out.set_len(len) };
     out
@@ -55,15 +59,13 @@ pub fn conv(
 
 /// [`conv`] into `out` (`[n, ho, wo, c_out]`), which holds the residual when it is
 /// [`Residual::InOutput`] and may be uninitialized otherwise; every value is written.
-#[allow(clippy::too_many_arguments)]
 pub fn conv_into(
     isa: Isa,
     x: Nhwc,
     g: &ConvGeometry,
     packed: &[f32],
     bias: &[f32],
-    residual: Residual,
-    relu: bool,
+    fusion: Fusion,
     out: &mut [std::mem::MaybeUninit<f32>],
 ) {
     assert_eq!(x.c, g.c_in, "input channels");
@@ -73,8 +75,12 @@ pub fn conv_into(
     let (ho, wo) = (g.out_side(x.h), g.out_side(x.w));
     let m = x.n * ho * wo;
     assert_eq!(out.len(), m * g.c_out, "output size");
+    let Fusion { residual, relu, gate } = fusion;
     if let Residual::Separate(r) = residual {
         assert_eq!(r.len(), m * g.c_out, "residual size");
+    }
+    if let Some(gate) = gate {
+        assert_eq!(gate.len(), m * g.c_out, "gate size");
     }
     let onto_output = matches!(residual, Residual::InOutput);
     let depth = g.depth();
@@ -89,6 +95,7 @@ pub fn conv_into(
     // A 1×1 convolution's rows of A are the input's pixels: read where they lie.
     let direct = g.kernel == 1 && g.stride == 1 && g.pad == 0;
     let res_ptr = if let Residual::Separate(r) = residual { r.as_ptr() as usize } else { 0 };
+    let gate_ptr = gate.map_or(0, |g| g.as_ptr() as usize);
     // When the channels are split, the tasks of one pixel block would gather the same patches:
     // gather them once, up front, while that is small (the last layers, small batches).
     let shared = (groups > 1 && !direct && m_blocks * MC * depth <= SHARED_MAX).then(|| {
@@ -126,14 +133,15 @@ pub fn conv_into(
                 for i in 0..micro {
                     let row = m0 + i * MR;
                     let at = row * g.c_out + p * NR;
-                    let residual =
-                        if res_ptr == 0 { std::ptr::null() } else { (res_ptr as *const f32).wrapping_add(at) };
+                    let rows_at =
+                        |ptr: usize| if ptr == 0 { std::ptr::null() } else { (ptr as *const f32).wrapping_add(at) };
                     let ep = Epilogue {
                         accumulate: k0 > 0 || onto_output,
                         last: k0 + kl == depth,
                         bias: bias[p * NR..].as_ptr(),
-                        residual,
+                        residual: rows_at(res_ptr),
                         relu,
+                        gate: rows_at(gate_ptr),
                     };
                     let (a, lda) = if let Some(a) = &shared {
                         (a[row * depth + k0..].as_ptr(), depth)
@@ -143,7 +151,7 @@ pub fn conv_into(
                         (buf[i * MR * kl..].as_ptr(), kl)
                     };
                     // SAFETY: the block's rows `row..row + MR.min(m1 - row)` and columns
-                    // `p·NR..p·NR + cols` lie inside `out` (and the residual, of the same shape);
+                    // `p·NR..p·NR + cols` lie inside `out` (and the residual and gate, of its shape);
                     // no other task writes them (tasks own disjoint pixel blocks × panel groups);
                     // `a` holds MR rows of `kl` floats at stride `lda` (the input's own pixels
                     // when whole, else the gathered block), the panel `kl·NR` floats.
@@ -247,13 +255,13 @@ pub fn max_pool(x: Nhwc, kernel: usize, stride: usize, pad: usize) -> (Vec<f32>,
 
 /// A pointer the tasks write through, each to its own part.
 #[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
+pub(super) struct SharedMut(pub(super) *mut f32);
 // SAFETY: every use writes disjoint parts (see the callers).
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
-    fn get(self) -> *mut f32 {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }
@@ -270,13 +278,13 @@ fn threads() -> usize {
 
 /// Runs `task(0..count)` on the thread pool, each thread with its own scratch buffer.
 #[cfg(not(target_arch = "wasm32"))]
-fn for_each_task(count: usize, task: impl Fn(usize, &mut Vec<f32>) + Sync + Send) {
+pub(super) fn for_each_task(count: usize, task: impl Fn(usize, &mut Vec<f32>) + Sync + Send) {
     use rayon::prelude::*;
     (0..count).into_par_iter().for_each_init(Vec::new, |buf, t| task(t, buf));
 }
 
 #[cfg(target_arch = "wasm32")]
-fn for_each_task(count: usize, task: impl Fn(usize, &mut Vec<f32>)) {
+pub(super) fn for_each_task(count: usize, task: impl Fn(usize, &mut Vec<f32>)) {
     let mut buf = Vec::new();
     (0..count).for_each(|t| task(t, &mut buf));
 }
@@ -364,13 +372,15 @@ mod tests {
             let out_len = n * g.out_side(h) * g.out_side(w) * c_out;
             let residual = res.then(|| values(out_len, 300 + i as u32));
             let (packed, padded) = (pack(&weights, &g), pad_bias(&bias, &g));
-            let got = conv(isa, x, &g, &packed, &padded, residual.as_deref(), relu);
+            let fusion =
+                Fusion { residual: residual.as_deref().map_or(Residual::None, Residual::Separate), relu, gate: None };
+            let got = conv(isa, x, &g, &packed, &padded, fusion);
             let want = reference(x, &weights, &bias, &g, residual.as_deref(), relu);
             if let Some(r) = &residual {
                 // The same with the residual in the output buffer.
                 let mut out: Vec<std::mem::MaybeUninit<f32>> =
                     r.iter().map(|&v| std::mem::MaybeUninit::new(v)).collect();
-                conv_into(isa, x, &g, &packed, &padded, Residual::InOutput, relu, &mut out);
+                conv_into(isa, x, &g, &packed, &padded, Fusion { residual: Residual::InOutput, ..fusion }, &mut out);
                 // SAFETY: conv_into writes every value.
                 let in_output: Vec<f32> = out.into_iter().map(|v| unsafe { v.assume_init() }).collect();
                 for (j, (a, b)) in in_output.iter().zip(&want).enumerate() {
@@ -379,6 +389,13 @@ mod tests {
                         "{isa:?} case {i} in place, value {j}: {a} vs {b}"
                     );
                 }
+            }
+            // The same with a gate: zero wherever it is not above zero.
+            let gate = values(out_len, 400 + i as u32);
+            let gated = conv(isa, x, &g, &packed, &padded, Fusion { gate: Some(&gate), ..fusion });
+            for (j, ((a, b), gv)) in gated.iter().zip(&want).zip(&gate).enumerate() {
+                let b = if *gv > 0.0 { *b } else { 0.0 };
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{isa:?} case {i} gated, value {j}: {a} vs {b}");
             }
             assert_eq!(got.len(), want.len(), "case {i}");
             for (j, (a, b)) in got.iter().zip(&want).enumerate() {

@@ -12,7 +12,7 @@ use burn::backend::{Autodiff, Backend, Bytes, DType, Flex, Shape, backend_extens
 use burn::tensor::{Slice, Tensor};
 use burn_flex::{FlexTensor, Layout};
 
-use super::conv::{self, Nhwc};
+use super::conv::{self, Fusion, Nhwc, Residual};
 use super::kernel::{Isa, NR};
 use super::pack::ConvGeometry;
 
@@ -155,12 +155,14 @@ fn flex_conv(
             let out = &mut out[..n * ho * wo * g.c_out];
             // SAFETY: f32 and MaybeUninit<f32> have the same layout; every value stays initialized.
             let out = unsafe { &mut *(out as *mut [f32] as *mut [std::mem::MaybeUninit<f32>]) };
-            conv::conv_into(isa, input, g, weight, bias, conv::Residual::InOutput, relu, out);
+            let fusion = Fusion { residual: Residual::InOutput, relu, gate: None };
+            conv::conv_into(isa, input, g, weight, bias, fusion, out);
             r
         }
         residual => {
             let residual = residual.map(channels_last);
-            let out = conv::conv(isa, input, g, weight, bias, residual.as_ref().map(f32s), relu);
+            let residual = residual.as_ref().map_or(Residual::None, |r| Residual::Separate(f32s(r)));
+            let out = conv::conv(isa, input, g, weight, bias, Fusion { residual, relu, gate: None });
             channels_last_tensor(out, [n, g.c_out, ho, wo])
         }
     }

@@ -1,6 +1,6 @@
 //! The matrix microkernels: a 12 × 32 block of `C = A·B` held in registers (AVX-512: the whole
 //! block; AVX2: four 6 × 16 quarters of it), with the convolution's epilogue (bias, residual,
-//! ReLU) applied before the one store.
+//! ReLU, a gradient's ReLU mask) applied before the one store.
 //!
 //! `A` is row-major with any row stride (one row per output pixel: the input itself for a 1×1
 //! convolution, gathered patches otherwise, see [`super::conv`]), `B` a weight panel of
@@ -72,6 +72,9 @@ pub struct Epilogue {
     /// Residual rows with `C`'s strides, or null.
     pub residual: *const f32,
     pub relu: bool,
+    /// Rows with `C`'s strides, or null: where a value here is not above zero, the result is
+    /// zero (a ReLU's mask, applied to a gradient).
+    pub gate: *const f32,
 }
 
 /// `C[mr, nr] (+)= A[mr, k] · B[k, nr]`, then the epilogue. `a`: `MR` rows of `k` at stride
@@ -131,7 +134,8 @@ mod avx2 {
             for c0 in [0, 16].into_iter().filter(|&c0| c0 < nr) {
                 let ep = Epilogue {
                     bias: ep.bias.wrapping_add(c0),
-                    residual: if ep.residual.is_null() { ep.residual } else { ep.residual.wrapping_add(r0 * ldc + c0) },
+                    residual: ep.residual.wrapping_add(if ep.residual.is_null() { 0 } else { r0 * ldc + c0 }),
+                    gate: ep.gate.wrapping_add(if ep.gate.is_null() { 0 } else { r0 * ldc + c0 }),
                     ..ep
                 };
                 unsafe {
@@ -195,6 +199,10 @@ mod avx2 {
                         }
                         if ep.relu {
                             v = _mm256_max_ps(v, zero);
+                        }
+                        if !ep.gate.is_null() {
+                            let open = _mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_maskload_ps(ep.gate.add(at), mask), zero);
+                            v = _mm256_and_ps(v, open);
                         }
                     }
                     _mm256_maskstore_ps(c.add(at), mask, v);
@@ -261,6 +269,11 @@ mod avx512 {
                         }
                         if ep.relu {
                             v = _mm512_max_ps(v, zero);
+                        }
+                        if !ep.gate.is_null() {
+                            let open =
+                                _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_maskz_loadu_ps(mask, ep.gate.add(at)), zero);
+                            v = _mm512_maskz_mov_ps(open, v);
                         }
                     }
                     _mm512_mask_storeu_ps(c.add(at), mask, v);

@@ -9,8 +9,8 @@ use burn::tensor::{Slice, Tensor, TensorData};
 
 use super::source::ParamSource;
 use crate::checkpoint::{DType, HostTensor};
-use crate::cpu::extension;
 use crate::cpu::pack::{self, ConvGeometry};
+use crate::cpu::{extension, gradient};
 use crate::error::Error;
 
 /// `conv` (no bias) then eval-mode `bn`, as every torchvision ResNet convolution is; after
@@ -143,6 +143,13 @@ impl ConvBn {
         ConvGeometry { c_in, c_out, kernel: k, stride: self.conv.stride[0] * self.subsample, pad: k / 2 }
     }
 
+    /// This packed convolution for [`gradient::Net`] (the feature attack on the CPU kernels).
+    pub fn gradient_layer(&self) -> Option<gradient::Layer> {
+        self.packed.as_ref()?;
+        let bias = host_tensor(self.conv.bias.as_ref()?.val());
+        Some(gradient::Layer::new(&host_tensor(self.conv.weight.val()).data, &bias.data, self.packed_geometry()))
+    }
+
     /// Whether `x` goes through the engine's CPU kernels: packed, and no gradient wanted.
     pub fn runs_packed(&self, x: &Tensor<4>) -> bool {
         self.packed.is_some() && !x.device().is_autodiff()
@@ -253,6 +260,16 @@ impl Block {
 
     fn map(self, f: fn(ConvBn) -> ConvBn) -> Self {
         Block { convs: self.convs.into_iter().map(f).collect(), downsample: self.downsample.map(f) }
+    }
+
+    /// This packed block for [`gradient::Net`].
+    pub fn gradient_block(&self) -> Option<gradient::Block> {
+        let convs = self.convs.iter().map(ConvBn::gradient_layer).collect::<Option<_>>()?;
+        let downsample = match &self.downsample {
+            Some(d) => Some(d.gradient_layer()?),
+            None => None,
+        };
+        Some(gradient::Block { convs, downsample })
     }
 
     /// Host copies of the parameters, `prefix` being the block's torchvision name.

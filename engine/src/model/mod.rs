@@ -320,6 +320,21 @@ impl ResNet {
         }
     }
 
+    /// The packed model ([`Self::pack_for`]) as a network that computes a feature's input
+    /// gradient on the CPU kernels ([`crate::cpu::gradient`]); `None` unless every convolution
+    /// is packed. Its weights are packed again, transposed, here: build it once per attack.
+    pub fn gradient_net(&self) -> Option<crate::cpu::gradient::Net> {
+        let blocks = self.stages.iter().flatten().map(Block::gradient_block).collect::<Option<_>>()?;
+        Some(crate::cpu::gradient::Net {
+            isa: crate::cpu::Isa::detect()?,
+            mean: self.mean,
+            std: self.std,
+            stem: self.stem.gradient_layer()?,
+            max_pool: self.maxpool.is_some(),
+            blocks,
+        })
+    }
+
     /// `[N, F]` features only.
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
         self.forward(images).features
@@ -467,6 +482,58 @@ mod tests {
             let scale: f32 = ga.clone().abs().max().into_scalar();
             let diff: f32 = (ga - gb).abs().max().into_scalar();
             assert!(scale > 0.0 && diff <= 1e-4 * scale, "gradients differ by {diff} (max {scale})");
+        }
+    }
+
+    /// The feature attack's gradient on the CPU kernels equals autodiff's through burn's
+    /// convolutions, for every block kind, both stems, odd sizes (partial blocks, uneven
+    /// strides) and images with saturated pixels (the clamp passes gradients at 0 and 1).
+    #[test]
+    fn the_kernels_feature_gradient_is_autodiffs() {
+        let device = Device::flex();
+        if crate::cpu::Isa::detect().is_none() {
+            let none = crate::cpu::Isa::ALL.iter().all(|isa| !isa.is_supported());
+            assert!(none || std::env::var_os(crate::cpu::kernel::ENV).is_some(), "no CPU kernel chosen");
+            return;
+        }
+        for (config, side) in [
+            (ResNetConfig::new(BlockKind::Bottleneck, [2, 1, 2, 1]).with_base_width(8).with_num_classes(5), 67),
+            (
+                ResNetConfig::new(BlockKind::Basic, [1, 2, 1, 1])
+                    .with_base_width(8)
+                    .with_num_classes(7)
+                    .with_stem(Stem::Compact),
+                45,
+            ),
+        ] {
+            // One initialization loaded twice (the random source is shared with other tests).
+            let sd = config.init(&device, 11).state_dict("test");
+            let folded = config.load(&sd, &device).unwrap().fold_batch_norms();
+            let net = config.load(&sd, &device).unwrap().fold_batch_norms().pack_for(&device).gradient_net();
+            let net = net.expect("a packed model has a gradient network");
+            assert!(folded.gradient_net().is_none(), "only a packed model has one");
+            let x = Tensor::<4>::random([2, 3, side, side], Distribution::Uniform(-0.2, 1.2), &device).clamp(0.0, 1.0);
+            let host: Vec<f32> = x.clone().into_data().try_to_vec().unwrap();
+            // The two strongest features and the weakest (often dead: a zero gradient).
+            let values: Vec<f32> = folded.features(x.clone()).sum_dim(0).into_data().try_to_vec().unwrap();
+            let mut order: Vec<usize> = (0..values.len()).collect();
+            order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+            for feature in [order[0], order[1], order[order.len() - 1]] {
+                let t = x.clone().autodiff().require_grad();
+                let r = folded.features(t.clone()).slice([0..2, feature..feature + 1]);
+                let grads = r.clone().sum().backward();
+                let want: Vec<f32> = t.grad(&grads).unwrap().into_data().try_to_vec().unwrap();
+                let want_values: Vec<f32> = r.without_autodiff().into_data().try_to_vec().unwrap();
+                let got = net.feature_gradient(&host, 2, (side, side), feature);
+                for (a, b) in got.values.iter().zip(&want_values) {
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "feature {feature}: value {a} vs {b}");
+                }
+                let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let diff = got.gradient.iter().zip(&want).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                let live = feature != order[order.len() - 1];
+                assert!(scale > 0.0 || !live, "feature {feature} has no gradient");
+                assert!(diff <= 1e-4 * scale, "feature {feature}: gradients differ by {diff} (max {scale})");
+            }
         }
     }
 }
