@@ -3,6 +3,7 @@
 
 use burn::tensor::{Tensor, TensorData};
 
+use crate::cpu::gradient::Net;
 use crate::model::ResNet;
 
 /// The reference's settings: 100 steps of size 10.
@@ -32,9 +33,24 @@ pub struct Attacked {
 /// Runs the attack on `images` (`[N, 3, H, W]`, [0, 1]) for `feature`. The model stays on its
 /// plain device: only the input carries autodiff, so the weights act as constants. A model on
 /// the engine's CPU kernels takes its gradients there too ([`crate::cpu::gradient`]), without
-/// an autodiff graph. `on_step(t)` is called after each step.
+/// an autodiff graph (its network is built here: [`crate::Engine::attack`] keeps it for many
+/// attacks). `on_step(t)` is called after each step.
 pub fn feature_attack(
     model: &ResNet,
+    images: Tensor<4>,
+    feature: usize,
+    options: AttackOptions,
+    on_step: impl FnMut(usize),
+) -> Attacked {
+    let net = if options.steps > 0 { model.gradient_net() } else { None };
+    feature_attack_with(model, net.as_ref(), images, feature, options, on_step)
+}
+
+/// [`feature_attack`] with the model's gradient network built beforehand
+/// ([`ResNet::gradient_net`]; `None`: through autodiff).
+pub fn feature_attack_with(
+    model: &ResNet,
+    net: Option<&Net>,
     images: Tensor<4>,
     feature: usize,
     options: AttackOptions,
@@ -42,10 +58,9 @@ pub fn feature_attack(
 ) -> Attacked {
     let [n, _, h, w] = images.dims();
     let device = images.device();
-    let net = if options.steps > 0 { model.gradient_net() } else { None };
     // `[N, 1]` values of the feature and `[N, 3, H, W]` their input gradients.
     let value_and_gradient = |x: &Tensor<4>| -> (Tensor<2>, Tensor<4>) {
-        if let Some(net) = &net {
+        if let Some(net) = net {
             let host = x.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 images");
             let got = net.feature_gradient(&host, n, (h, w), feature);
             let values = Tensor::<2>::from_data(TensorData::new(got.values, [n, 1]), &device);

@@ -25,6 +25,8 @@ pub struct Engine {
     pub class_names: Vec<String>,
     /// The view of an image the model sees.
     pub view: View,
+    /// The model's gradient network on the CPU kernels, built by the first attack.
+    gradient: std::sync::OnceLock<Option<crate::cpu::gradient::Net>>,
 }
 
 /// What one forward pass gives for one image, on the host.
@@ -81,7 +83,21 @@ impl Engine {
             None => default_names(config.num_classes),
         };
         let view = sd.view.unwrap_or(View::IMAGENET);
-        Ok(Engine { model, config, device: device.clone(), source: sd.source.clone(), fc, class_names, view })
+        let gradient = std::sync::OnceLock::new();
+        Ok(Engine { model, config, device: device.clone(), source: sd.source.clone(), fc, class_names, view, gradient })
+    }
+
+    /// The feature attack ([`crate::attack::feature_attack`]) on `images` (`[N, 3, H, W]`,
+    /// [0, 1]); on the CPU kernels, the gradient network is built by the first call and kept.
+    pub fn attack(
+        &self,
+        images: Tensor<4>,
+        feature: usize,
+        options: crate::attack::AttackOptions,
+        on_step: impl FnMut(usize),
+    ) -> crate::attack::Attacked {
+        let net = (options.steps > 0).then(|| self.gradient.get_or_init(|| self.model.gradient_net()).as_ref());
+        crate::attack::feature_attack_with(&self.model, net.flatten(), images, feature, options, on_step)
     }
 
     /// The engine's own CPU convolution kernels this model runs on, if any ([`crate::cpu`]).

@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, RgbImage};
-use salient_engine::attack::{AttackOptions, feature_attack};
+use salient_engine::attack::AttackOptions;
 use salient_engine::engine::{block_on, to_images};
 use salient_engine::importance::{MeanFeatures, top_k};
 use salient_engine::{Engine, colormap, encode, fsutil};
@@ -455,7 +455,7 @@ fn render_pair(
     }
     if p.attack_steps > 0 {
         let options = AttackOptions { steps: p.attack_steps, step_size: p.step_size };
-        let attacked = feature_attack(&engine.model, engine.batch(&views), fe.feature, options, |_| {});
+        let attacked = engine.attack(engine.batch(&views), fe.feature, options, |_| {});
         for (s, img) in shown.iter().zip(block_on(to_images(attacked.images))?) {
             let path = p.out.join(s.attack.as_ref().expect("attack on"));
             write(&path, &encode::png(&DynamicImage::ImageRgb8(img))?)?;

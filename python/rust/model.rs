@@ -7,7 +7,7 @@ use image::RgbImage;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray4, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use salient_engine::attack::{AttackOptions, feature_attack};
+use salient_engine::attack::AttackOptions;
 use salient_engine::engine::{block_on, to_images};
 use salient_engine::importance::top_k;
 use salient_engine::{Backend, Engine};
@@ -247,13 +247,7 @@ impl Model {
         let (attacked, before, after) = py
             .detach(|| {
                 let engine = self.engine();
-                let a = feature_attack(
-                    &engine.model,
-                    engine.batch(&views),
-                    feature,
-                    AttackOptions { steps, step_size },
-                    |_| {},
-                );
+                let a = engine.attack(engine.batch(&views), feature, AttackOptions { steps, step_size }, |_| {});
                 let before = block_on(salient_engine::engine::host(a.before))?;
                 let after = block_on(salient_engine::engine::host(a.after))?;
                 Ok::<_, salient_engine::Error>((block_on(to_images(a.images))?, before, after))

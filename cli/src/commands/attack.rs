@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use image::DynamicImage;
-use salient_engine::attack::{AttackOptions, feature_attack};
+use salient_engine::attack::AttackOptions;
 use salient_engine::decode;
 use salient_engine::engine::{block_on, host, to_images};
 use serde::Serialize;
@@ -70,7 +70,7 @@ pub fn run(args: AttackArgs) -> Result<()> {
     let view = engine.view.apply(&decode::load_image(&args.image)?);
     let bar = progress::bar(args.steps as u64, "steps", args.json);
     let options = AttackOptions { steps: args.steps, step_size: args.step_size };
-    let attacked = feature_attack(&engine.model, engine.batch(&[view]), args.feature, options, |_| bar.inc(1));
+    let attacked = engine.attack(engine.batch(&[view]), args.feature, options, |_| bar.inc(1));
     bar.finish_and_clear();
     let before = block_on(host(attacked.before))?[0];
     let after = block_on(host(attacked.after))?[0];

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use image::DynamicImage;
 use rayon::prelude::*;
 use salient_engine::annotations::{Annotations, Bounds, ClassLabels, Label};
-use salient_engine::attack::{AttackOptions, feature_attack};
+use salient_engine::attack::AttackOptions;
 use salient_engine::dataset::{self, MaskRecord};
 use salient_engine::engine::{block_on, describe, to_images};
 use salient_engine::preprocess::View;
@@ -591,7 +591,7 @@ fn attack_image(
     let source = images.join(&top.source, dataset::INDEX_FILE)?;
     let view = engine.view.apply(&decode::load_image(&source)?);
     let options = AttackOptions { steps: args.attack_steps, step_size: 10.0 };
-    let attacked = feature_attack(&engine.model, engine.batch(&[view]), feature, options, |_| {});
+    let attacked = engine.attack(engine.batch(&[view]), feature, options, |_| {});
     let img = block_on(to_images(attacked.images))?.remove(0);
     write(&args.out.join(&rel), &salient_engine::encode::png(&DynamicImage::ImageRgb8(img))?)?;
     Ok(Some(rel))
