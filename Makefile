@@ -20,7 +20,7 @@ TRUNK_VERSION := 0.21.14
 # Must equal the `wasm-bindgen` pin in app/Cargo.toml.
 WASM_BINDGEN_VERSION := 0.2.130
 
-.PHONY: demo test lint build app python install site synth-models bench bench-cpu bench-gpu bench-scaling bench-web bench-web-resnet50 tools fixtures clean
+.PHONY: demo test test-wasm lint build app python install site synth-models bench bench-cpu bench-gpu bench-scaling bench-web bench-web-resnet50 tools fixtures clean
 
 PORT ?= 8080
 ROBUST := models/synth-robust.safetensors
@@ -57,9 +57,17 @@ synth-models: build
 TEST_LOG := $(CACHE)/test.log
 test: tools app python
 	@mkdir -p $(CACHE)
-	set -o pipefail; SALIENT_APP_DIR=$(CURDIR)/dist SALIENT_PYTHON=$(PYTHON) \
-		cargo test --release -- --include-ignored 2>&1 | tee $(TEST_LOG)
+	set -o pipefail; { SALIENT_APP_DIR=$(CURDIR)/dist SALIENT_PYTHON=$(PYTHON) \
+		cargo test --release -- --include-ignored && $(MAKE) --no-print-directory test-wasm; } 2>&1 | tee $(TEST_LOG)
 	@awk '/^test result:/ { p += $$4; f += $$6; i += $$8 } END { printf "total: %d passed, %d failed\n", p, f; exit (p == 0 || f > 0 || i > 0) }' $(TEST_LOG)
+
+# The engine's convolution kernels and model tests on WebAssembly SIMD (the browser's CPU path:
+# the `simd128` kernels) under Node's WASI; part of `test`.
+test-wasm:
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C target-feature=+simd128" \
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasi.mjs" \
+		cargo test -p salient-engine --lib --target wasm32-wasip1 -- cpu:: model::
 
 # Formatting (rustfmt.toml) and lints, warnings as errors; .ci/run runs it before the tests.
 lint:

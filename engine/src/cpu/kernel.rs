@@ -19,38 +19,43 @@ pub enum Isa {
     Avx512,
     /// x86-64 with AVX2 and FMA (Intel since Haswell, AMD since Zen).
     Avx2,
+    /// WebAssembly SIMD (every current browser; the app is built with it).
+    Simd128,
 }
 
 /// Chooses the kernels: `off`, `avx2` or `avx512` (if the CPU has it); unset, the best one.
 pub const ENV: &str = "SALIENT_CPU_KERNELS";
 
 impl Isa {
-    pub const ALL: [Isa; 2] = [Isa::Avx512, Isa::Avx2];
+    pub const ALL: [Isa; 3] = [Isa::Avx512, Isa::Avx2, Isa::Simd128];
 
     /// Its short name, for reports and [`ENV`].
     pub fn name(self) -> &'static str {
         match self {
             Isa::Avx512 => "avx512",
             Isa::Avx2 => "avx2",
+            Isa::Simd128 => "simd128",
         }
     }
 
     /// Whether this CPU runs it.
     pub fn is_supported(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            match self {
-                Isa::Avx512 => std::is_x86_feature_detected!("avx512f"),
-                Isa::Avx2 => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
-            }
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => std::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
+            // Decided when the module is compiled: a browser without it does not load it.
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Isa::Simd128 => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        false
     }
 
     /// The kernels to run: the best this CPU supports, or the one [`ENV`] names; `None` where
     /// the engine has none or `SALIENT_CPU_KERNELS=off` (then convolutions stay on burn's own
-    /// path: wasm, ARM, x86-64 without AVX2).
+    /// path: ARM, wasm without SIMD, x86-64 without AVX2).
     pub fn detect() -> Option<Isa> {
         let chosen = std::env::var(ENV).ok();
         Isa::ALL.into_iter().filter(|isa| isa.is_supported()).find(|isa| match chosen.as_deref() {
@@ -86,7 +91,7 @@ pub struct Epilogue {
 /// the residual) hold `mr` rows of `nr` floats at stride `ldc`; the CPU has the kernel's
 /// instruction set.
 #[allow(clippy::too_many_arguments)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+#[cfg_attr(not(any(target_arch = "x86_64", target_feature = "simd128")), allow(unused_variables))]
 pub unsafe fn run(
     isa: Isa,
     k: usize,
@@ -104,7 +109,9 @@ pub unsafe fn run(
         Isa::Avx512 => unsafe { avx512::block(k, a, lda, b, c, ldc, mr, nr, ep) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { avx2::block(k, a, lda, b, c, ldc, mr, nr, ep) },
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Isa::Simd128 => unsafe { simd128::block(k, a, lda, b, c, ldc, mr, nr, ep) },
+        #[allow(unreachable_patterns)]
         _ => unreachable!("Isa::detect never returns {isa:?} here"),
     }
 }
@@ -285,5 +292,117 @@ mod avx512 {
     /// The first `n` of 16 lanes (all for n ≥ 16).
     fn lane_mask(n: usize) -> __mmask16 {
         if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as __mmask16 }
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    use std::arch::wasm32::*;
+
+    use super::{Epilogue, NR};
+
+    /// The 12 × 32 block as twelve 4 × 8 parts: 8 accumulators, two rows of the panel and a
+    /// broadcast fit the 16 vector registers of an x86-64 host. WebAssembly SIMD has no fused
+    /// multiply-add outside relaxed SIMD, which not every browser has: a multiply, then an add.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn block(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        ep: Epilogue,
+    ) {
+        for r0 in (0..mr).step_by(4) {
+            for c0 in (0..nr).step_by(8) {
+                let at = r0 * ldc + c0;
+                let ep = Epilogue {
+                    bias: ep.bias.wrapping_add(c0),
+                    residual: ep.residual.wrapping_add(if ep.residual.is_null() { 0 } else { at }),
+                    gate: ep.gate.wrapping_add(if ep.gate.is_null() { 0 } else { at }),
+                    ..ep
+                };
+                let (rows, cols) = ((mr - r0).min(4), nr - c0);
+                unsafe { part(k, a.add(r0 * lda), lda, b.add(c0), c.add(at), ldc, rows, cols, ep) };
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn part(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        ep: Epilogue,
+    ) {
+        unsafe {
+            let mut acc = [[f32x4_splat(0.0); 2]; 4];
+            for p in 0..k {
+                let b0 = v128_load(b.add(p * NR).cast());
+                let b1 = v128_load(b.add(p * NR + 4).cast());
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = f32x4_splat(*a.add(r * lda + p));
+                    row[0] = f32x4_add(row[0], f32x4_mul(av, b0));
+                    row[1] = f32x4_add(row[1], f32x4_mul(av, b1));
+                }
+            }
+            let zero = f32x4_splat(0.0);
+            for (r, row) in acc.iter().enumerate().take(mr) {
+                for (j, &sum) in row.iter().enumerate() {
+                    let lanes = nr.saturating_sub(4 * j).min(4);
+                    let at = r * ldc + 4 * j;
+                    if lanes == 4 {
+                        let mut v = sum;
+                        if ep.accumulate {
+                            v = f32x4_add(v, v128_load(c.add(at).cast()));
+                        }
+                        if ep.last {
+                            v = f32x4_add(v, v128_load(ep.bias.add(4 * j).cast()));
+                            if !ep.residual.is_null() {
+                                v = f32x4_add(v, v128_load(ep.residual.add(at).cast()));
+                            }
+                            if ep.relu {
+                                // `0 < v ? v : 0`: NaN becomes 0, as x86's max does.
+                                v = f32x4_pmax(zero, v);
+                            }
+                            if !ep.gate.is_null() {
+                                v = v128_and(v, f32x4_gt(v128_load(ep.gate.add(at).cast()), zero));
+                            }
+                        }
+                        v128_store(c.add(at).cast(), v);
+                    } else if lanes > 0 {
+                        let mut values = [0.0f32; 4];
+                        v128_store(values.as_mut_ptr().cast(), sum);
+                        for (l, &s) in values.iter().enumerate().take(lanes) {
+                            let (i, mut v) = (at + l, s);
+                            if ep.accumulate {
+                                v += *c.add(i);
+                            }
+                            if ep.last {
+                                v += *ep.bias.add(4 * j + l);
+                                if !ep.residual.is_null() {
+                                    v += *ep.residual.add(i);
+                                }
+                                if ep.relu {
+                                    v = if v > 0.0 { v } else { 0.0 };
+                                }
+                                if !ep.gate.is_null() {
+                                    v = if *ep.gate.add(i) > 0.0 { v } else { 0.0 };
+                                }
+                            }
+                            *c.add(i) = v;
+                        }
+                    }
+                }
+            }
+        }
     }
 }
