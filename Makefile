@@ -20,7 +20,7 @@ TRUNK_VERSION := 0.21.14
 # Must equal the `wasm-bindgen` pin in app/Cargo.toml.
 WASM_BINDGEN_VERSION := 0.2.130
 
-.PHONY: demo test test-wasm lint build app python install site synth-models bench bench-cpu bench-gpu bench-scaling bench-web bench-web-resnet50 tools fixtures clean
+.PHONY: demo test test-wasm test-arm lint build app python install site synth-models bench bench-cpu bench-gpu bench-scaling bench-web bench-web-resnet50 tools fixtures clean
 
 PORT ?= 8080
 ROBUST := models/synth-robust.safetensors
@@ -58,16 +58,21 @@ TEST_LOG := $(CACHE)/test.log
 test: tools app python
 	@mkdir -p $(CACHE)
 	set -o pipefail; { SALIENT_APP_DIR=$(CURDIR)/dist SALIENT_PYTHON=$(PYTHON) \
-		cargo test --release -- --include-ignored && $(MAKE) --no-print-directory test-wasm; } 2>&1 | tee $(TEST_LOG)
+		cargo test --release -- --include-ignored && $(MAKE) --no-print-directory test-wasm test-arm; } 2>&1 | tee $(TEST_LOG)
 	@awk '/^test result:/ { p += $$4; f += $$6; i += $$8 } END { printf "total: %d passed, %d failed\n", p, f; exit (p == 0 || f > 0 || i > 0) }' $(TEST_LOG)
 
-# The engine's convolution kernels and model tests on WebAssembly SIMD (the browser's CPU path:
-# the `simd128` kernels) under Node's WASI; part of `test`.
-test-wasm:
-	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+# The engine's convolution kernels and model tests where this machine cannot run them natively,
+# part of `test`: on WebAssembly SIMD (the browser's CPU path) under Node's WASI, and on ARM64
+# (the NEON kernels) under QEMU's user mode.
+test-wasm: tools
 	CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C target-feature=+simd128" \
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tests/wasi.mjs" \
 		cargo test -p salient-engine --lib --target wasm32-wasip1 -- cpu:: model::
+
+test-arm: tools
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+		cargo test -p salient-engine --lib --target aarch64-unknown-linux-gnu -- cpu:: model::
 
 # Formatting (rustfmt.toml) and lints, warnings as errors; .ci/run runs it before the tests.
 lint:
@@ -188,6 +193,13 @@ bench-web-resnet50: site
 # Installs what the tests need when it is missing; does nothing when it is there.
 tools:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	@rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	@command -v qemu-aarch64 >/dev/null && command -v aarch64-linux-gnu-gcc >/dev/null || { \
+		echo "installing Debian's qemu-user and ARM64 cross compiler (the NEON kernel tests)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+			qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null; }
 	@trunk --version 2>/dev/null | grep -q "$(TRUNK_VERSION)" || \
 		cargo install --root $(SALIENT_TOOLS) trunk --version $(TRUNK_VERSION) --locked
 	@wasm-bindgen --version 2>/dev/null | grep -q "$(WASM_BINDGEN_VERSION)" || \

@@ -341,8 +341,12 @@ mod tests {
     #[test]
     fn matches_a_direct_convolution_on_every_shape_kind() {
         let kernels: Vec<Isa> = Isa::ALL.into_iter().filter(|isa| isa.is_supported()).collect();
-        let expected = cfg!(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")));
-        assert!(!kernels.is_empty() || !expected, "no CPU kernel on this x86-64 or wasm SIMD machine");
+        let expected = cfg!(any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            all(target_arch = "wasm32", target_feature = "simd128")
+        ));
+        assert!(!kernels.is_empty() || !expected, "no CPU kernel on this x86-64, ARM64 or wasm SIMD machine");
         for isa in kernels {
             matches_a_direct_convolution(isa);
         }

@@ -19,6 +19,8 @@ pub enum Isa {
     Avx512,
     /// x86-64 with AVX2 and FMA (Intel since Haswell, AMD since Zen).
     Avx2,
+    /// 64-bit ARM (Apple silicon, Graviton, Ampere): NEON is part of the architecture.
+    Neon,
     /// WebAssembly SIMD (every current browser; the app is built with it).
     Simd128,
 }
@@ -27,13 +29,14 @@ pub enum Isa {
 pub const ENV: &str = "SALIENT_CPU_KERNELS";
 
 impl Isa {
-    pub const ALL: [Isa; 3] = [Isa::Avx512, Isa::Avx2, Isa::Simd128];
+    pub const ALL: [Isa; 4] = [Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Simd128];
 
     /// Its short name, for reports and [`ENV`].
     pub fn name(self) -> &'static str {
         match self {
             Isa::Avx512 => "avx512",
             Isa::Avx2 => "avx2",
+            Isa::Neon => "neon",
             Isa::Simd128 => "simd128",
         }
     }
@@ -45,6 +48,8 @@ impl Isa {
             Isa::Avx512 => std::is_x86_feature_detected!("avx512f"),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => true,
             // Decided when the module is compiled: a browser without it does not load it.
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
             Isa::Simd128 => true,
@@ -55,7 +60,7 @@ impl Isa {
 
     /// The kernels to run: the best this CPU supports, or the one [`ENV`] names; `None` where
     /// the engine has none or `SALIENT_CPU_KERNELS=off` (then convolutions stay on burn's own
-    /// path: ARM, wasm without SIMD, x86-64 without AVX2).
+    /// path: wasm without SIMD, x86-64 without AVX2, other architectures).
     pub fn detect() -> Option<Isa> {
         let chosen = std::env::var(ENV).ok();
         Isa::ALL.into_iter().filter(|isa| isa.is_supported()).find(|isa| match chosen.as_deref() {
@@ -82,6 +87,44 @@ pub struct Epilogue {
     pub gate: *const f32,
 }
 
+impl Epilogue {
+    /// The epilogue of the sub-block whose first value is `at` values into `C` (and the
+    /// residual and gate), in column `col` of the block.
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "wasm32")), allow(dead_code))]
+    fn shifted(self, at: usize, col: usize) -> Epilogue {
+        let shift = |p: *const f32| if p.is_null() { p } else { p.wrapping_add(at) };
+        Epilogue { bias: self.bias.wrapping_add(col), residual: shift(self.residual), gate: shift(self.gate), ..self }
+    }
+
+    /// One value of the block through the epilogue, one value at a time (the vector kernels'
+    /// partial columns): `sum` for `C[at]`, in column `col`.
+    ///
+    /// # Safety
+    /// `c`, the residual and the gate hold index `at`, the bias index `col`.
+    #[cfg(any(target_arch = "aarch64", target_arch = "wasm32"))]
+    unsafe fn scalar(&self, sum: f32, c: *const f32, at: usize, col: usize) -> f32 {
+        unsafe {
+            let mut v = sum;
+            if self.accumulate {
+                v += *c.add(at);
+            }
+            if self.last {
+                v += *self.bias.add(col);
+                if !self.residual.is_null() {
+                    v += *self.residual.add(at);
+                }
+                if self.relu {
+                    v = if v > 0.0 { v } else { 0.0 };
+                }
+                if !self.gate.is_null() {
+                    v = if *self.gate.add(at) > 0.0 { v } else { 0.0 };
+                }
+            }
+            v
+        }
+    }
+}
+
 /// `C[mr, nr] (+)= A[mr, k] · B[k, nr]`, then the epilogue. `a`: `MR` rows of `k` at stride
 /// `lda`; `b`: `[k][NR]`; `c` and the residual: row stride `ldc`. Rows `mr..MR` of `a` are read
 /// but not stored.
@@ -91,7 +134,10 @@ pub struct Epilogue {
 /// the residual) hold `mr` rows of `nr` floats at stride `ldc`; the CPU has the kernel's
 /// instruction set.
 #[allow(clippy::too_many_arguments)]
-#[cfg_attr(not(any(target_arch = "x86_64", target_feature = "simd128")), allow(unused_variables))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64", target_feature = "simd128")),
+    allow(unused_variables)
+)]
 pub unsafe fn run(
     isa: Isa,
     k: usize,
@@ -109,6 +155,8 @@ pub unsafe fn run(
         Isa::Avx512 => unsafe { avx512::block(k, a, lda, b, c, ldc, mr, nr, ep) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { avx2::block(k, a, lda, b, c, ldc, mr, nr, ep) },
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => unsafe { neon::block(k, a, lda, b, c, ldc, mr, nr, ep) },
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         Isa::Simd128 => unsafe { simd128::block(k, a, lda, b, c, ldc, mr, nr, ep) },
         #[allow(unreachable_patterns)]
@@ -139,12 +187,7 @@ mod avx2 {
     ) {
         for r0 in [0, 6].into_iter().filter(|&r0| r0 < mr) {
             for c0 in [0, 16].into_iter().filter(|&c0| c0 < nr) {
-                let ep = Epilogue {
-                    bias: ep.bias.wrapping_add(c0),
-                    residual: ep.residual.wrapping_add(if ep.residual.is_null() { 0 } else { r0 * ldc + c0 }),
-                    gate: ep.gate.wrapping_add(if ep.gate.is_null() { 0 } else { r0 * ldc + c0 }),
-                    ..ep
-                };
+                let ep = ep.shifted(r0 * ldc + c0, c0);
                 unsafe {
                     quarter(
                         k,
@@ -319,14 +362,8 @@ mod simd128 {
         for r0 in (0..mr).step_by(4) {
             for c0 in (0..nr).step_by(8) {
                 let at = r0 * ldc + c0;
-                let ep = Epilogue {
-                    bias: ep.bias.wrapping_add(c0),
-                    residual: ep.residual.wrapping_add(if ep.residual.is_null() { 0 } else { at }),
-                    gate: ep.gate.wrapping_add(if ep.gate.is_null() { 0 } else { at }),
-                    ..ep
-                };
                 let (rows, cols) = ((mr - r0).min(4), nr - c0);
-                unsafe { part(k, a.add(r0 * lda), lda, b.add(c0), c.add(at), ldc, rows, cols, ep) };
+                unsafe { part(k, a.add(r0 * lda), lda, b.add(c0), c.add(at), ldc, rows, cols, ep.shifted(at, c0)) };
             }
         }
     }
@@ -381,24 +418,99 @@ mod simd128 {
                     } else if lanes > 0 {
                         let mut values = [0.0f32; 4];
                         v128_store(values.as_mut_ptr().cast(), sum);
-                        for (l, &s) in values.iter().enumerate().take(lanes) {
-                            let (i, mut v) = (at + l, s);
-                            if ep.accumulate {
-                                v += *c.add(i);
+                        for (l, &v) in values.iter().enumerate().take(lanes) {
+                            *c.add(at + l) = ep.scalar(v, c, at + l, 4 * j + l);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use std::arch::aarch64::*;
+
+    use super::{Epilogue, NR};
+
+    /// The 12 × 32 block as four 6 × 16 quarters, as AVX2 does it: 24 accumulators, four
+    /// vectors of the panel and a broadcast in the 32 registers.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn block(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        ep: Epilogue,
+    ) {
+        for r0 in [0, 6].into_iter().filter(|&r0| r0 < mr) {
+            for c0 in [0, 16].into_iter().filter(|&c0| c0 < nr) {
+                let at = r0 * ldc + c0;
+                let (rows, cols) = ((mr - r0).min(6), nr - c0);
+                unsafe { quarter(k, a.add(r0 * lda), lda, b.add(c0), c.add(at), ldc, rows, cols, ep.shifted(at, c0)) };
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn quarter(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        ep: Epilogue,
+    ) {
+        unsafe {
+            let mut acc = [[vdupq_n_f32(0.0); 4]; 6];
+            for p in 0..k {
+                let panel = b.add(p * NR);
+                let bv = [vld1q_f32(panel), vld1q_f32(panel.add(4)), vld1q_f32(panel.add(8)), vld1q_f32(panel.add(12))];
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = vdupq_n_f32(*a.add(r * lda + p));
+                    for (v, &bj) in row.iter_mut().zip(&bv) {
+                        *v = vfmaq_f32(*v, av, bj);
+                    }
+                }
+            }
+            let zero = vdupq_n_f32(0.0);
+            for (r, row) in acc.iter().enumerate().take(mr) {
+                for (j, &sum) in row.iter().enumerate() {
+                    let lanes = nr.saturating_sub(4 * j).min(4);
+                    let at = r * ldc + 4 * j;
+                    if lanes == 4 {
+                        let mut v = sum;
+                        if ep.accumulate {
+                            v = vaddq_f32(v, vld1q_f32(c.add(at)));
+                        }
+                        if ep.last {
+                            v = vaddq_f32(v, vld1q_f32(ep.bias.add(4 * j)));
+                            if !ep.residual.is_null() {
+                                v = vaddq_f32(v, vld1q_f32(ep.residual.add(at)));
                             }
-                            if ep.last {
-                                v += *ep.bias.add(4 * j + l);
-                                if !ep.residual.is_null() {
-                                    v += *ep.residual.add(i);
-                                }
-                                if ep.relu {
-                                    v = if v > 0.0 { v } else { 0.0 };
-                                }
-                                if !ep.gate.is_null() {
-                                    v = if *ep.gate.add(i) > 0.0 { v } else { 0.0 };
-                                }
+                            if ep.relu {
+                                // maxNM: NaN becomes 0, as x86's max does.
+                                v = vmaxnmq_f32(v, zero);
                             }
-                            *c.add(i) = v;
+                            if !ep.gate.is_null() {
+                                let open = vcgtq_f32(vld1q_f32(ep.gate.add(at)), zero);
+                                v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), open));
+                            }
+                        }
+                        vst1q_f32(c.add(at), v);
+                    } else if lanes > 0 {
+                        let mut values = [0.0f32; 4];
+                        vst1q_f32(values.as_mut_ptr(), sum);
+                        for (l, &v) in values.iter().enumerate().take(lanes) {
+                            *c.add(at + l) = ep.scalar(v, c, at + l, 4 * j + l);
                         }
                     }
                 }
