@@ -436,17 +436,24 @@ mod tests {
         assert!(diff < 1e-4, "{diff}");
     }
 
+    /// Whether the CPU kernels run here; when not, only because this CPU has none or
+    /// `SALIENT_CPU_KERNELS` turned them off.
+    fn kernels_chosen() -> bool {
+        let chosen = crate::cpu::Isa::detect().is_some();
+        let none = crate::cpu::Isa::ALL.iter().all(|isa| !isa.is_supported());
+        assert!(chosen || none || std::env::var_os(crate::cpu::kernel::ENV).is_some(), "no CPU kernel chosen");
+        chosen
+    }
+
     /// The packed model (the engine's CPU kernels) computes the folded model's function,
-    /// exports the same weights, and gives the same input gradients through autodiff (the
-    /// feature attack's path, on burn's convolutions).
+    /// exports the same weights, and gives the same input gradients through autodiff (on burn's
+    /// convolutions: the attack's path where nothing is packed).
     #[test]
     fn packing_keeps_the_function_its_export_and_its_gradients() {
         let device = Device::flex();
-        let Some(_) = crate::cpu::Isa::detect() else {
-            let none = crate::cpu::Isa::ALL.iter().all(|isa| !isa.is_supported());
-            assert!(none || std::env::var_os(crate::cpu::kernel::ENV).is_some(), "no CPU kernel chosen");
+        if !kernels_chosen() {
             return;
-        };
+        }
         for (config, side) in [
             (ResNetConfig::new(BlockKind::Bottleneck, [1, 1, 1, 1]).with_base_width(8).with_num_classes(5), 64),
             (
@@ -491,9 +498,7 @@ mod tests {
     #[test]
     fn the_kernels_feature_gradient_is_autodiffs() {
         let device = Device::flex();
-        if crate::cpu::Isa::detect().is_none() {
-            let none = crate::cpu::Isa::ALL.iter().all(|isa| !isa.is_supported());
-            assert!(none || std::env::var_os(crate::cpu::kernel::ENV).is_some(), "no CPU kernel chosen");
+        if !kernels_chosen() {
             return;
         }
         for (config, side) in [
