@@ -8,8 +8,8 @@
 //!   the transposed weights, `[pixels, k·k·c_in]` columns, folded back onto the input (col2im).
 //!
 //! A ReLU's mask is applied as a gradient is stored (the kernels' gate), and a block's shortcut
-//! gradient is added in the same pass. The weights are the folded model's, packed twice
-//! (forward and transposed) when the attack starts.
+//! gradient is added in the same pass. The forward weights are the packed model's; the
+//! transposed ones are packed when the network is built.
 
 use super::conv::{self, Fusion, Nhwc, Residual, SharedMut, for_each_task};
 use super::kernel::{Isa, NR};
@@ -44,11 +44,13 @@ pub struct Layer {
 }
 
 impl Layer {
-    /// `oihw`: `[c_out, c_in, k, k]`; `bias`: `[c_out]`.
-    pub fn new(oihw: &[f32], bias: &[f32], g: ConvGeometry) -> Layer {
+    /// `oihw`: `[c_out, c_in, k, k]`; `weight` and `bias`: the same convolution already packed
+    /// for the forward pass ([`pack::pack`], [`pack::pad_bias`]); only the transpose is packed here.
+    pub fn new(oihw: &[f32], weight: Vec<f32>, bias: Vec<f32>, g: ConvGeometry) -> Layer {
         let ConvGeometry { c_in, c_out, kernel: k, stride, pad } = g;
         assert_eq!(oihw.len(), c_out * c_in * k * k, "weights of {g:?}");
-        assert_eq!(bias.len(), c_out, "bias of {g:?}");
+        assert_eq!(weight.len(), g.packed_len(), "packed weights of {g:?}");
+        assert_eq!(bias.len(), g.panels() * NR, "padded bias of {g:?}");
         assert_eq!(2 * pad + 1, k, "the kernels pad by half the kernel");
         let mut moved = vec![0.0; oihw.len()];
         let back = if stride == 1 {
@@ -66,14 +68,7 @@ impl Layer {
             }
             ConvGeometry { c_in: c_out, c_out: k * k * c_in, kernel: 1, stride: 1, pad: 0 }
         };
-        Layer {
-            weight: pack::pack(oihw, &g),
-            bias: pack::pad_bias(bias, &g),
-            back_weight: pack::pack(&moved, &back),
-            zeros: vec![0.0; back.panels() * NR],
-            g,
-            back,
-        }
+        Layer { weight, bias, back_weight: pack::pack(&moved, &back), zeros: vec![0.0; back.panels() * NR], g, back }
     }
 
     /// `relu?(conv(x) + residual?)`.
@@ -154,11 +149,14 @@ fn col2im(
     out
 }
 
-/// The gradient with respect to a 3×3, stride 2, pad 1 max pool's input `x`, given the one
-/// with respect to its output `dy`: each output's gradient goes to the first maximum of its
-/// window (PyTorch's choice).
+/// torchvision's max pool after the stem: kernel, stride, padding.
+const MAX_POOL: (usize, usize, usize) = (3, 2, 1);
+
+/// The gradient with respect to the [`MAX_POOL`]'s input `x`, given the one with respect to its
+/// output `dy`: each output's gradient goes to the first maximum of its window (PyTorch's
+/// choice).
 fn max_pool_backward(x: &Act, n: usize, dy: &Act) -> Act {
-    let (kernel, stride, pad) = (3, 2, 1);
+    let (kernel, stride, pad) = MAX_POOL;
     let c = x.c;
     let image = x.h * x.w * c;
     let mut out = vec![0.0f32; n * image];
@@ -208,7 +206,7 @@ pub struct Net {
     pub mean: [f32; 3],
     pub std: [f32; 3],
     pub stem: Layer,
-    /// A 3×3, stride 2, pad 1 max pool after the stem (torchvision's stem).
+    /// The [`MAX_POOL`] after the stem (torchvision's stem).
     pub max_pool: bool,
     pub blocks: Vec<Block>,
 }
@@ -244,7 +242,8 @@ impl Net {
         // Forward, keeping every activation: the stem's, the pool's, then each block's.
         let stem = self.stem.forward(isa, &x, n, None, true);
         let pooled = self.max_pool.then(|| {
-            let (data, ph, pw) = conv::max_pool(stem.view(n), 3, 2, 1);
+            let (kernel, stride, pad) = MAX_POOL;
+            let (data, ph, pw) = conv::max_pool(stem.view(n), kernel, stride, pad);
             Act { data, h: ph, w: pw, c: stem.c }
         });
         let first = pooled.as_ref().unwrap_or(&stem);

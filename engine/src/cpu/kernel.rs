@@ -25,7 +25,7 @@ pub enum Isa {
     Simd128,
 }
 
-/// Chooses the kernels: `off`, `avx2` or `avx512` (if the CPU has it); unset, the best one.
+/// Chooses the kernels: `off`, or one by its [`Isa::name`] (if the CPU has it); unset, the best.
 pub const ENV: &str = "SALIENT_CPU_KERNELS";
 
 impl Isa {

@@ -145,9 +145,10 @@ impl ConvBn {
 
     /// This packed convolution for [`gradient::Net`] (the feature attack on the CPU kernels).
     pub fn gradient_layer(&self) -> Option<gradient::Layer> {
-        self.packed.as_ref()?;
-        let bias = host_tensor(self.conv.bias.as_ref()?.val());
-        Some(gradient::Layer::new(&host_tensor(self.conv.weight.val()).data, &bias.data, self.packed_geometry()))
+        let p = self.packed.as_ref()?;
+        let (weight, bias) = (host_tensor(p.weight.val()).data, host_tensor(p.bias.val()).data);
+        let oihw = host_tensor(self.conv.weight.val()).data;
+        Some(gradient::Layer::new(&oihw, weight, bias, self.packed_geometry()))
     }
 
     /// Whether `x` goes through the engine's CPU kernels: packed, and no gradient wanted.
